@@ -1,0 +1,25 @@
+"""aruntime: an asyncio runtime for AWS Lambda functions in Python.
+
+Public API: the streaming helpers (`streaming`, `ResponseStream`, `HttpResponse`, `sse`), the
+`LambdaContext` type, and `trace_id()` for the X-Ray trace of the current invocation.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .context import LambdaContext
+from .logs import trace_id as _trace_id
+from .stream import HttpResponse, ResponseStream, StreamClosedError, sse, streaming
+
+
+def trace_id() -> str | None:
+    """The X-Ray trace header of the invocation running in this task or thread.
+
+    Unlike `os.environ["_X_AMZN_TRACE_ID"]` it stays right when invocations run concurrently.
+    """
+    return _trace_id.get()
+
+
+__all__ = ["HttpResponse", "LambdaContext", "ResponseStream", "StreamClosedError", "sse",
+           "streaming", "trace_id", "__version__"]

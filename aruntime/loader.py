@@ -1,0 +1,73 @@
+"""The handler loader: handler string to callable, with the reference client's init errors."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+from enum import Enum
+from typing import Any, Callable
+
+from . import errors
+from .errors import RuntimeFault
+
+
+class Kind(Enum):
+    """How the pipeline drives a handler; decided once, at init."""
+
+    SYNC = "def"
+    ASYNC = "async def"
+    GENERATOR = "generator"
+    ASYNC_GENERATOR = "async generator"
+    WRITER = "writer"
+
+
+def load(spec: str) -> Callable[..., Any]:
+    """Import the handler named by `spec` (`module.func`, `pkg.mod.func`, `dir/mod.func`)."""
+    task_root = os.environ.get("LAMBDA_TASK_ROOT")
+    if task_root and task_root not in sys.path:
+        sys.path.insert(0, task_root)
+    try:
+        modname, fname = spec.rsplit(".", 1)
+    except ValueError as e:
+        raise RuntimeFault(errors.MALFORMED_HANDLER_NAME, f"Bad handler '{spec}': {e}") from None
+    if modname.split(".")[0] in sys.builtin_module_names:
+        raise RuntimeFault(errors.BUILT_IN_MODULE_CONFLICT,
+                           f"Cannot use built-in module {modname} as a handler module")
+    try:
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as e:
+        raise RuntimeFault(errors.IMPORT_MODULE_ERROR,
+                           f"Unable to import module '{modname}': {e}") from None
+    except SyntaxError as e:
+        trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}\n']
+        raise RuntimeFault(errors.USER_CODE_SYNTAX_ERROR,
+                           f"Syntax error in module '{modname}': {e}", trace) from None
+    try:
+        return getattr(module, fname)
+    except AttributeError:
+        raise RuntimeFault(errors.HANDLER_NOT_FOUND,
+                           f"Handler '{fname}' missing on module '{modname}'") from None
+
+
+def kind_of(handler: Callable[..., Any]) -> Kind:
+    target = handler
+    if not (inspect.isfunction(target) or inspect.ismethod(target)) and callable(target):
+        call = getattr(type(target), "__call__", None)
+        if inspect.isfunction(call) or inspect.iscoroutinefunction(call):
+            target = call
+    if inspect.isasyncgenfunction(target):
+        return Kind.ASYNC_GENERATOR
+    if inspect.isgeneratorfunction(target):
+        return Kind.GENERATOR
+    if getattr(handler, "__aruntime_streaming__", None) is not None:
+        if not inspect.iscoroutinefunction(target):
+            raise RuntimeFault(
+                "Runtime.InvalidStreamingHandler",
+                f"A writer-style streaming handler must be 'async def handler(event, context, "
+                f"stream)' or a generator; got {handler!r}")
+        return Kind.WRITER
+    if inspect.iscoroutinefunction(target):
+        return Kind.ASYNC
+    return Kind.SYNC

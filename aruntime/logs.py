@@ -1,0 +1,229 @@
+"""Log formats and sinks: text and JSON records, telemetry-fd frames, error lines.
+
+Byte formats follow the reference client (SPEC §4). The request id of the invocation that logs
+a record comes from a context variable, so concurrent invocations each get their own.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import logging
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+import orjson
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("aws_request_id", default="")
+tenant_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenant_id", default=None)
+trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
+
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+TEXT_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
+ERROR_LINE_TERMINATOR = "\r"
+ERROR_INDENT = "\u00a0"
+UNHANDLED_WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function code. "
+    "However, in rare cases, a Lambda runtime update can cause unexpected function behavior. "
+    "For functions using managed runtimes, runtime updates can be triggered by a function "
+    "change, or can be applied automatically. To determine if the runtime has been updated, "
+    "check the runtime version in the INIT_START log entry. If this error correlates with a "
+    "change in the runtime version, you may be able to mitigate this error by temporarily "
+    "rolling back to the previous runtime version. For more information, see "
+    "https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html\r"
+)
+
+
+_LEVELS = (logging.NOTSET, logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR,
+           logging.CRITICAL)
+# Text 0xA55A0003, then 0x..0B DEBUG, 0x..0F INFO, 0x..13 WARNING, 0x..17 ERROR, 0x..1B CRITICAL;
+# JSON 0xA55A0002, then 0x..0A, 0x..0E, 0x..12, 0x..16, 0x..1A.
+TEXT_FRAME_TYPES = {lvl: (0xA55A0003 + (4 + 4 * i if i else 0)).to_bytes(4, "big")
+                    for i, lvl in enumerate(_LEVELS)}
+JSON_FRAME_TYPES = {lvl: (0xA55A0002 + (4 + 4 * i if i else 0)).to_bytes(4, "big")
+                    for i, lvl in enumerate(_LEVELS)}
+DEFAULT_FRAME_TYPE = TEXT_FRAME_TYPES[logging.NOTSET]
+
+
+def bucket(levelno: int) -> int:
+    """Custom levels fall into the standard level at or below them."""
+    return min(50, max(0, levelno)) // 10 * 10
+
+
+def frame(frame_type: bytes, message: bytes, timestamp_us: int) -> bytes:
+    """One telemetry frame: u32 type | u32 length | u64 µs timestamp | message (big-endian)."""
+    return (frame_type + len(message).to_bytes(4, "big") + timestamp_us.to_bytes(8, "big")
+            + message)
+
+
+class StandardSink:
+    """Logs to stdout, as Lambda captures it when no telemetry fd is given."""
+
+    def log(self, msg: str, frame_type: bytes | None = None) -> None:
+        sys.stdout.write(msg)
+
+    def log_error(self, lines: list[str]) -> None:
+        sys.stdout.write(ERROR_LINE_TERMINATOR.join(lines) + "\n")
+
+
+class TelemetrySink:
+    """Logs as binary frames on the fd Lambda passes in `_LAMBDA_TELEMETRY_LOG_FD`."""
+
+    def __init__(self, fd: int, error_frame_type: bytes) -> None:
+        self.file = io.FileIO(fd, "wb", closefd=False)
+        self.error_frame_type = error_frame_type
+
+    def log(self, msg: str, frame_type: bytes | None = None) -> None:
+        data = frame(frame_type or DEFAULT_FRAME_TYPE, msg.encode("utf-8", "replace"),
+                     time.time_ns() // 1000)
+        # FileIO.write may write less than asked on a pipe; a frame must never be cut.
+        view = memoryview(data)
+        while view:
+            view = view[self.file.write(view) or 0:]
+
+    def log_error(self, lines: list[str]) -> None:
+        self.log("\n".join(lines), self.error_frame_type)
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = request_id.get()
+        record.tenant_id = tenant_id.get()
+        return True
+
+
+class SinkHandler(logging.Handler):
+    """Root-logger handler writing one record per sink call (one frame per record)."""
+
+    def __init__(self, sink: StandardSink | TelemetrySink, framed: bool) -> None:
+        super().__init__()
+        self.log_sink = sink
+        self._framed = framed
+        self.addFilter(_RequestIdFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+            frame_type = None
+            if self._framed:
+                frame_type = getattr(record, "_frame_type", None) or TEXT_FRAME_TYPES.get(
+                    bucket(record.levelno))
+            self.log_sink.log(msg, frame_type)
+        except Exception:  # noqa: BLE001 - logging must never fail an invocation
+            self.handleError(record)
+
+
+_RESERVED = frozenset({
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module",
+    "exc_info", "exc_text", "stack_info", "lineno", "funcName", "created", "msecs",
+    "relativeCreated", "thread", "threadName", "processName", "process", "aws_request_id",
+    "tenant_id", "_frame_type", "taskName",
+})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, with the keys Lambda's JSON log format defines."""
+
+    def __init__(self) -> None:
+        super().__init__(datefmt=DATETIME_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = bucket(record.levelno)
+        record._frame_type = JSON_FRAME_TYPES.get(level, JSON_FRAME_TYPES[logging.NOTSET])
+        msg = record.msg
+        exc = record.exc_info
+        result: dict[str, Any] = {
+            "timestamp": self.formatTime(record, self.datefmt),
+            "level": logging.getLevelName(level),
+            "message": msg if isinstance(msg, dict) and not record.args else record.getMessage(),
+            "logger": record.name,
+        }
+        if exc:
+            result["stackTrace"] = traceback.format_tb(exc[2])
+            result["errorType"] = exc[0].__name__ if exc[0] else None
+            result["errorMessage"] = str(exc[1])
+        result["requestId"] = getattr(record, "aws_request_id", None)
+        if exc:
+            result["location"] = f"{record.pathname}:{record.funcName}:{record.lineno}"
+        tenant = getattr(record, "tenant_id", None)
+        if tenant is not None:
+            result["tenantId"] = tenant
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and key not in result:
+                result[key] = value
+        result = {k: v for k, v in result.items() if v is not None}
+        return orjson.dumps(result, default=str, option=orjson.OPT_NON_STR_KEYS).decode() + "\n"
+
+
+class Logs:
+    """The runtime's logging setup: a sink, a root handler, and error lines."""
+
+    def __init__(self, environ: os._Environ[str] | dict[str, str] = os.environ) -> None:
+        self.json = (environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+        level = (environ.get("AWS_LAMBDA_LOG_LEVEL") or "").upper()
+        self.level = "DEBUG" if level == "TRACE" else level
+        error_type = (JSON_FRAME_TYPES if self.json else TEXT_FRAME_TYPES)[logging.ERROR]
+        fd = environ.get("_LAMBDA_TELEMETRY_LOG_FD")
+        self.sink: StandardSink | TelemetrySink
+        if fd is not None:
+            del environ["_LAMBDA_TELEMETRY_LOG_FD"]  # not to be inherited by child processes
+            self.sink = TelemetrySink(int(fd), error_type)
+        else:
+            self.sink = StandardSink()
+
+    def install(self) -> None:
+        """Unbuffered stdio, UTC timestamps, and our handler on the root logger."""
+        _unbuffer()
+        logging.Formatter.converter = time.gmtime
+        handler = SinkHandler(self.sink, framed=self.json or bool(self.level))
+        if self.json:
+            handler.setFormatter(JsonFormatter())
+        else:
+            handler.setFormatter(logging.Formatter(TEXT_FORMAT, "%Y-%m-%dT%H:%M:%S"))
+        root = logging.getLogger()
+        if self.level in logging._nameToLevel:  # noqa: SLF001 - the reference's check
+            root.setLevel(self.level)
+        root.addHandler(handler)
+
+    def error(self, error: dict[str, Any]) -> None:
+        """The error line Lambda shows for a failed init or invocation."""
+        if self.json:
+            record = {"timestamp": time.strftime(DATETIME_FORMAT, time.gmtime()), "level": "ERROR",
+                      **error}
+            self.sink.log_error([orjson.dumps(record, default=str).decode()])
+            return
+        head = "[ERROR]"
+        if error.get("errorType"):
+            head += " " + error["errorType"]
+        if error.get("errorMessage"):
+            head += (":" if error.get("errorType") else "") + " " + error["errorMessage"]
+        lines = [head]
+        stack = error.get("stackTrace")
+        if stack is not None:
+            lines.append("Traceback (most recent call last):")
+            for element in stack:
+                if element == "":
+                    lines.append("")
+                    continue
+                for line in element.splitlines():
+                    stripped = line.lstrip(" ")
+                    lines.append(ERROR_INDENT * (len(line) - len(stripped)) + stripped)
+        self.sink.log_error(lines)
+
+
+def _unbuffer() -> None:
+    # Every write reaches the fd at once (Lambda may freeze us right after a response); a
+    # write-through text layer over an unbuffered FileIO does that without a flush per call.
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        raw = io.FileIO(fd, "w", closefd=False)
+        setattr(sys, name, io.TextIOWrapper(
+            raw, encoding=stream.encoding, errors=stream.errors, write_through=True,
+            line_buffering=False))

@@ -1,0 +1,82 @@
+"""Events in, results out: JSON through orjson with the reference client's semantics."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from .errors import MARSHAL_ERROR, UNMARSHAL_ERROR, RuntimeFault
+
+JSON = b"application/json"
+RAW = b"application/unknown"
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+class _Unserialisable(TypeError):
+    pass
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        # Exact digits, as the reference (simplejson RawJSON) sends them: 12.50 stays 12.50.
+        if obj.is_finite():
+            return orjson.Fragment(str(obj))
+        return None
+    if hasattr(obj, "_asdict"):  # namedtuple: simplejson's namedtuple_as_object
+        return obj._asdict()
+    raise _Unserialisable(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def marshal(result: Any) -> tuple[bytes, bytes]:
+    """(body, content type) for a handler's return value."""
+    if isinstance(result, bytes):
+        return result, RAW
+    try:
+        return orjson.dumps(result, default=_default, option=_OPTIONS), JSON
+    except orjson.JSONEncodeError as e:
+        cause = e.__cause__
+        if isinstance(cause, _Unserialisable):
+            message = str(cause)
+        else:
+            # orjson refuses what the stdlib accepts (integers over 64 bits, for one).
+            return _marshal_stdlib(result), JSON
+    raise RuntimeFault(MARSHAL_ERROR, f"Unable to marshal response: {message}")
+
+
+def _marshal_stdlib(result: Any) -> bytes:
+    import json
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, Decimal):
+            return int(obj) if obj == obj.to_integral_value() else float(obj)
+        return _default(obj)
+
+    try:
+        return json.dumps(result, default=default, ensure_ascii=False).encode()
+    except (TypeError, ValueError) as e:
+        raise RuntimeFault(MARSHAL_ERROR, f"Unable to marshal response: {e}") from None
+
+
+def unmarshal(body: bytes, content_type: str | None) -> Any:
+    """The event: JSON-decoded when the content type is JSON (or missing), else raw bytes."""
+    if content_type is not None and content_type != "application/json":
+        return body
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    # The stdlib accepts what simplejson accepts (NaN, huge integers) and words its errors
+    # the same way ("Expecting value: line 1 column 1 (char 0)").
+    import json
+
+    try:
+        return json.loads(body)
+    except Exception as e:  # noqa: BLE001 - every failure is the caller's bad event
+        raise RuntimeFault(UNMARSHAL_ERROR, f"Unable to unmarshal input: {e}") from None
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON for the runtime's own messages (error bodies, logs)."""
+    return orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS)

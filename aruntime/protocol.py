@@ -1,0 +1,150 @@
+"""The Lambda Runtime API, sans-IO.
+
+Pure functions that turn what the runtime wants to say into `h11` events and what the Runtime
+API answers into plain values. Nothing here touches a socket, the clock or the event loop; the
+asyncio shell in `connection.py` moves the bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import NamedTuple
+
+import h11
+
+from . import __version__
+
+PREFIX = "/2018-06-01/runtime"
+NEXT_TARGET = PREFIX + "/invocation/next"
+INIT_ERROR_TARGET = PREFIX + "/init/error"
+RESTORE_NEXT_TARGET = PREFIX + "/restore/next"
+RESTORE_ERROR_TARGET = PREFIX + "/restore/error"
+
+USER_AGENT = "aruntime/{} (python/{}.{}.{})".format(__version__, *sys.version_info[:3]).encode()
+
+ERROR_TYPE = b"Lambda-Runtime-Function-Error-Type"
+ERROR_BODY = b"Lambda-Runtime-Function-Error-Body"
+XRAY_CAUSE = b"Lambda-Runtime-Function-XRay-Error-Cause"
+INVOCATION_ID = b"Lambda-Runtime-Invocation-Id"
+# The service rejects an X-Ray cause header of 1 MiB or more; the reference drops it then.
+XRAY_CAUSE_LIMIT = 1024 * 1024
+
+STREAM_HEADERS = (
+    (b"Lambda-Runtime-Function-Response-Mode", b"streaming"),
+    (b"Transfer-Encoding", b"chunked"),
+    (b"Trailer", ERROR_TYPE + b", " + ERROR_BODY),
+)
+
+# Request ids are UUIDs in practice; anything else is percent-encoded so a hostile id can
+# neither break the request line nor address another endpoint.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._~-]+\Z")
+
+
+class Invocation(NamedTuple):
+    """One event from `GET /next`, with the headers the runtime uses."""
+
+    request_id: str
+    deadline_ms: int | None
+    function_arn: str | None
+    trace_id: str | None
+    client_context: str | None
+    cognito_identity: str | None
+    tenant_id: str | None
+    invocation_id: bytes | None
+    content_type: str | None
+    body: bytes
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+def parse_invocation(headers: list[tuple[bytes, bytes]], body: bytes) -> Invocation:
+    """Build an `Invocation` from the (lower-cased) headers and body of a `/next` answer."""
+    h = dict(headers)
+    deadline = h.get(b"lambda-runtime-deadline-ms")
+    try:
+        deadline_ms: int | None = int(deadline) if deadline else None
+    except ValueError:
+        deadline_ms = None
+    if deadline_ms is not None and deadline_ms <= 0:
+        deadline_ms = None
+    return Invocation(
+        request_id=_text(h.get(b"lambda-runtime-aws-request-id")) or "",
+        deadline_ms=deadline_ms,
+        function_arn=_text(h.get(b"lambda-runtime-invoked-function-arn")),
+        trace_id=_text(h.get(b"lambda-runtime-trace-id")),
+        client_context=_text(h.get(b"lambda-runtime-client-context")),
+        cognito_identity=_text(h.get(b"lambda-runtime-cognito-identity")),
+        tenant_id=_text(h.get(b"lambda-runtime-aws-tenant-id")),
+        invocation_id=h.get(b"lambda-runtime-invocation-id"),
+        content_type=_text(h.get(b"content-type")),
+        body=body,
+    )
+
+
+def invocation_target(request_id: str, what: str) -> str:
+    """`/2018-06-01/runtime/invocation/{id}/{what}`, with an unusual id percent-encoded."""
+    if not _PLAIN_ID.match(request_id):
+        from urllib.parse import quote
+
+        request_id = quote(request_id, safe="")
+    return f"{PREFIX}/invocation/{request_id}/{what}"
+
+
+def _base_headers(host: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"Host", host), (b"User-Agent", USER_AGENT)]
+
+
+def get_request(host: bytes, target: str) -> h11.Request:
+    """A `GET` (for `/next` and `/restore/next`); built once and reused."""
+    return h11.Request(method="GET", target=target, headers=_base_headers(host))
+
+
+def _post(host: bytes, target: str, headers: list[tuple[bytes, bytes]]) -> h11.Request:
+    return h11.Request(method="POST", target=target, headers=_base_headers(host) + headers)
+
+
+def _echo(inv: Invocation) -> list[tuple[bytes, bytes]]:
+    return [(INVOCATION_ID, inv.invocation_id)] if inv.invocation_id else []
+
+
+def response_request(host: bytes, inv: Invocation, content_type: bytes, length: int) -> h11.Request:
+    """Head of a buffered `/response`."""
+    return _post(
+        host,
+        invocation_target(inv.request_id, "response"),
+        [(b"Content-Type", content_type), (b"Content-Length", b"%d" % length), *_echo(inv)],
+    )
+
+
+def error_request(
+    host: bytes, target: str, error_type: str, length: int, xray_cause: bytes | None = None,
+    inv: Invocation | None = None,
+) -> h11.Request:
+    """Head of an `/error`, `/init/error` or `/restore/error` post with a JSON body."""
+    headers = [
+        (b"Content-Type", b"application/json"),
+        (b"Content-Length", b"%d" % length),
+        (ERROR_TYPE, error_type.encode("utf-8", "replace")),
+    ]
+    if xray_cause is not None and len(xray_cause) < XRAY_CAUSE_LIMIT:
+        headers.append((XRAY_CAUSE, xray_cause))
+    if inv is not None:
+        headers += _echo(inv)
+    return _post(host, target, headers)
+
+
+def stream_request(host: bytes, inv: Invocation, content_type: bytes) -> h11.Request:
+    """Head of a streamed `/response`: chunked, with the two error trailers declared."""
+    return _post(
+        host,
+        invocation_target(inv.request_id, "response"),
+        [*STREAM_HEADERS, (b"Content-Type", content_type), *_echo(inv)],
+    )
+
+
+def error_trailers(error_type: str, error_body_b64: bytes) -> list[tuple[bytes, bytes]]:
+    """Trailers that report an exception raised after the stream began."""
+    return [(ERROR_TYPE, error_type.encode("utf-8", "replace")), (ERROR_BODY, error_body_b64)]

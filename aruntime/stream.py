@@ -1,0 +1,187 @@
+"""The public streaming API: `streaming`, `ResponseStream`, `HttpResponse`, `sse`.
+
+A generator handler yields chunks; a writer handler (`async def handler(event, context,
+stream)`, marked `@aruntime.streaming`) writes them. Both feed the same `ResponseStream`, which
+opens the streamed `/response` at the first byte (SPEC §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar, overload
+
+import orjson
+
+OCTET_STREAM = "application/octet-stream"
+HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
+PRELUDE_SEPARATOR = b"\x00" * 8
+PRELUDE_LIMIT = 16 * 1024
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    content_type: str = OCTET_STREAM
+
+
+@overload
+def streaming(func: F) -> F: ...
+@overload
+def streaming(*, content_type: str = OCTET_STREAM) -> Callable[[F], F]: ...
+
+
+def streaming(func: Any = None, *, content_type: str = OCTET_STREAM) -> Any:
+    """Mark a handler as streaming and set its content type.
+
+    On a generator (`yield`) handler it only sets the content type. On an `async def
+    handler(event, context, stream)` it makes a writer handler that gets a `ResponseStream`.
+    Usable bare (`@streaming`) or called (`@streaming(content_type="text/event-stream")`).
+    """
+
+    def mark(f: F) -> F:
+        f.__aruntime_streaming__ = StreamOptions(content_type)  # type: ignore[attr-defined]
+        return f
+
+    return mark(func) if func is not None else mark
+
+
+@dataclass
+class HttpResponse:
+    """Status, headers and cookies of a Function URL / API Gateway streamed response.
+
+    Yield it first (or `await stream.write(...)` it first): the response then goes out as
+    `application/vnd.awslambda.http-integration-response`, a JSON prelude, 8 NUL bytes, body.
+    """
+
+    status_code: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    cookies: Sequence[str] = field(default_factory=list)
+
+    def prelude(self) -> bytes:
+        """The JSON prelude and its separator. JSON escapes NUL, so none can appear raw."""
+        data = orjson.dumps({"statusCode": int(self.status_code), "headers": dict(self.headers),
+                             "cookies": list(self.cookies)})
+        if len(data) > PRELUDE_LIMIT:
+            raise ValueError(f"HttpResponse prelude is {len(data)} bytes; Lambda allows "
+                             f"{PRELUDE_LIMIT}")
+        return data + PRELUDE_SEPARATOR
+
+
+def sse(data: Any, *, event: str | None = None, id: str | None = None,
+        retry: int | None = None) -> bytes:
+    """One Server-Sent Event. `data` that is not `str`/`bytes` is sent as JSON."""
+    if isinstance(data, bytes):
+        text = data.decode("utf-8")
+    elif isinstance(data, str):
+        text = data
+    else:
+        text = orjson.dumps(data).decode()
+    out = []
+    for name, value in (("event", event), ("id", id)):
+        if value is not None:
+            if "\n" in value or "\r" in value or (name == "id" and "\0" in value):
+                raise ValueError(f"SSE {name} may not contain a line break")
+            out.append(f"{name}: {value}\n")
+    if retry is not None:
+        out.append(f"retry: {int(retry)}\n")
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        out.append(f"data: {line}\n")
+    out.append("\n")
+    return "".join(out).encode("utf-8")
+
+
+class StreamClosedError(RuntimeError):
+    """Written to a response stream that is already closed."""
+
+
+class StreamDisconnectedError(ConnectionError):
+    """The Runtime API hung up while the response was streaming (timeout, caller gone)."""
+
+
+class _Sink:
+    """What `ResponseStream` writes to; implemented by the invoke pipeline."""
+
+    async def open(self, content_type: str) -> None: ...
+    async def send(self, data: bytes) -> None: ...
+    async def finish(self, content_type: str) -> None: ...
+
+
+class ResponseStream:
+    """The response of a streaming invocation, written chunk by chunk.
+
+    Each `write` is one chunk on the wire, sent when written; `write` waits while the network
+    is slower than the producer. Writes from several tasks are serialised. The stream is
+    closed for the handler when it returns.
+    """
+
+    def __init__(self, sink: _Sink, content_type: str = OCTET_STREAM) -> None:
+        self._sink = sink
+        self._content_type = content_type
+        self._opened = False
+        self._closed = False
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def content_type(self) -> str:
+        return self._content_type
+
+    @content_type.setter
+    def content_type(self, value: str) -> None:
+        if self._opened:
+            raise StreamClosedError("content_type cannot change after the first write")
+        self._content_type = value
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def started(self) -> bool:
+        """True once the response began (its head is on the wire)."""
+        return self._opened
+
+    async def write(self, data: bytes | str | bytearray | memoryview | HttpResponse) -> None:
+        """Send one chunk (`str` as UTF-8), or an `HttpResponse` before any chunk."""
+        if self._closed:
+            raise StreamClosedError("write to a response stream that is closed")
+        if isinstance(data, HttpResponse):
+            if self._opened:
+                raise StreamClosedError("HttpResponse must be written before any body byte")
+            self._content_type = HTTP_INTEGRATION
+            chunk = data.prelude()
+        elif isinstance(data, str):
+            chunk = data.encode("utf-8")
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            chunk = bytes(data)
+        else:
+            raise TypeError(f"a response stream takes bytes, str or HttpResponse, not "
+                            f"{type(data).__name__}")
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._closed:
+                raise StreamClosedError("write to a response stream that is closed")
+            if not self._opened:
+                self._opened = True
+                await self._sink.open(self._content_type)
+            if chunk:
+                await self._sink.send(chunk)
+
+    async def close(self) -> None:
+        """End the response now; further writes raise `StreamClosedError`.
+
+        Closing is optional: the stream is closed for the handler when it returns.
+        """
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._opened = True
+            await self._sink.finish(self._content_type)
+
+
+Writer = Callable[[Any, Any, ResponseStream], Awaitable[Any]]
