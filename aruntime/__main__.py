@@ -8,6 +8,7 @@ import sys
 USAGE = """usage:
   python -m aruntime [HANDLER]        run the runtime (HANDLER defaults to $_HANDLER)
   aruntime serve HANDLER [options]    run a function locally on the emulator (aruntime serve -h)
+  aruntime layer build [options]      build a Lambda layer zip (aruntime layer build -h)
 """
 
 
@@ -17,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
         from .emulator.cli import main as serve
 
         return serve(args[1:])
+    if args and args[0] == "layer":
+        from .layer import main as layer
+
+        return layer(args[1:])
     if args and args[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
         return 0
