@@ -1,0 +1,137 @@
+"""`python -m benchmarks [--quick|--tiny]`: aruntime vs awslambdaric vs the floor, one run.
+
+Writes <out>/latest.md, latest.json and (with matplotlib) latest.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python benchmarks/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "benchmarks"
+
+from . import procstat, report  # noqa: E402
+from .scenarios import FULL, QUICK, TINY, Config, Runtime, RunFailed, Scenarios, all_runtimes  # noqa: E402
+from .server import RuntimeAPIServer  # noqa: E402
+
+
+def _rotate(items: list[Runtime], k: int) -> list[Runtime]:
+    # Alternate who goes first each round so drift (thermal, caches, neighbours) spreads evenly.
+    k %= max(len(items), 1)
+    return items[k:] + items[:k]
+
+
+async def run_all(
+    cfg: Config, runtimes: list[Runtime], log_path: Path, say=print
+) -> tuple[report.Results, report.Failures]:
+    results: report.Results = {}
+    failures: report.Failures = {}
+    server = RuntimeAPIServer()
+    await server.start()
+    sc = Scenarios(server, cfg, log_path)
+
+    async def attempt(rt: Runtime, scenario: str, job) -> None:
+        if (rt.name, scenario) in failures:
+            return  # it failed in an earlier round; it would fail again
+        t0 = time.monotonic()
+        try:
+            got = await job
+        except (RunFailed, asyncio.TimeoutError, OSError) as e:
+            failures[(rt.name, scenario)] = str(e) or type(e).__name__
+            say(f"  {rt.name:12} {scenario:10} FAILED: {str(e)[:200]}")
+            return
+        for key, value in got.items():
+            results.setdefault(key, {}).setdefault(rt.name, []).append(value)
+        shown = ", ".join(f"{k}={report._num(v)}" for k, v in list(got.items())[:4])
+        say(f"  {rt.name:12} {scenario:10} {time.monotonic() - t0:5.1f}s  {shown}")
+
+    try:
+        say("warm-up (unmeasured): one start per runtime, with and without boto3")
+        for rt in runtimes:
+            for handler in ("bench_handlers.echo", "bench_boto3.echo"):
+                try:
+                    await sc._run(rt, handler, _init_only())
+                except RunFailed as e:
+                    say(f"  {rt.name}: {str(e)[:200]}")
+        for r in range(cfg.rounds):
+            say(f"round {r + 1}/{cfg.rounds}")
+            order = _rotate(runtimes, r)
+            for rt in order:
+                await attempt(rt, "invokes", sc.invokes(rt))
+            for rt in order:
+                await attempt(rt, "init_boto3", sc.init_boto3(rt))
+            for rt in order:
+                if rt.streaming:
+                    await attempt(rt, "streaming", sc.streaming(rt))
+        conc = [rt for rt in runtimes if rt.concurrency]
+        for r in range(cfg.conc_rounds):
+            say(f"concurrency round {r + 1}/{cfg.conc_rounds}")
+            for n in cfg.conc_levels:
+                for rt in _rotate(conc, r):
+                    await attempt(rt, f"conc{n}", sc.concurrency(rt, n))
+    finally:
+        await server.close()
+    return results, failures
+
+
+def _init_only():
+    from .scenarios import Marks
+
+    return Marks().session()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="2 rounds, fewer invokes (~30 s)")
+    mode.add_argument("--tiny", action="store_true", help="a few invokes each: proves the harness works")
+    ap.add_argument("--rounds", type=int, help="override the number of rounds")
+    ap.add_argument("--runtimes", default="floor,awslambdaric,aruntime", help="comma-separated subset")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = ap.parse_args(argv)
+
+    cfg, name = (TINY, "tiny") if args.tiny else (QUICK, "quick") if args.quick else (FULL, "full")
+    if args.rounds:
+        cfg = Config(**{**cfg.__dict__, "rounds": args.rounds})
+    wanted = [n.strip() for n in args.runtimes.split(",") if n.strip()]
+    runtimes = [rt for rt in all_runtimes() if rt.name in wanted]
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_path = args.out / "runtimes.log"
+    log_path.write_bytes(b"")
+
+    started = time.strftime("%Y-%m-%d %H:%M %Z")
+    t0 = time.monotonic()
+    results, failures = asyncio.run(run_all(cfg, runtimes, log_path))
+    seconds = time.monotonic() - t0
+    machine = procstat.machine_info()
+    md = report.render_markdown(cfg, name, results, failures, machine, started, seconds, [rt.name for rt in runtimes])
+    (args.out / "latest.md").write_text(md, encoding="utf-8")
+    (args.out / "latest.json").write_text(
+        json.dumps(
+            {
+                "date": started,
+                "mode": name,
+                "seconds": round(seconds, 1),
+                "machine": machine,
+                "results": results,
+                "failures": {f"{rt}/{sc}": why for (rt, sc), why in failures.items()},
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
+    png = report.render_png(cfg, results, args.out / "latest.png")
+    print()
+    print(md)
+    print(f"wrote {args.out / 'latest.md'}" + (f" and {args.out / 'latest.png'}" if png else " (no matplotlib: no PNG)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
