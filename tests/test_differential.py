@@ -9,6 +9,7 @@ request, the reference's bytes and ours, and fails the test.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import os
 import re
@@ -70,6 +71,7 @@ class Scenario:
     handler: str
     pushes: list[dict[str, Any]] = field(default_factory=list)  # kwargs for FakeRuntimeAPI.push
     init_failure: bool = False
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _results() -> Scenario:
@@ -128,6 +130,13 @@ SCENARIOS: list[Scenario] = [
     _results(),
     _errors(),
     _context(),
+    # Managed python3.12+ runtimes set AWS_EXECUTION_ENV, which makes the reference emit raw UTF-8.
+    Scenario(
+        "unicode_py313",
+        "tests.handlers.diff_results.handler",
+        [{"body": {"case": "unicode"}, "request_id": "uni-1"}],
+        env={"AWS_EXECUTION_ENV": "AWS_Lambda_python3.13"},
+    ),
     Scenario("async", "tests.handlers.diff_async.handler", [{"body": {"n": 1}, "request_id": "async-1"}]),
     _init("no_dot", "handler"),
     _init("builtin", "sys.foo"),
@@ -185,8 +194,9 @@ async def _run_all(syntax_dir: str) -> dict[str, tuple[Run, Run]]:
 
     async def both(scenario: Scenario) -> tuple[str, tuple[Run, Run]]:
         pushes = _fixed_pushes(scenario)
+        scenario_env = {**env, **scenario.env}
         ref, ours = await asyncio.gather(
-            _run_one(REFERENCE, scenario, pushes, env), _run_one(OURS, scenario, pushes, env)
+            _run_one(REFERENCE, scenario, pushes, scenario_env), _run_one(OURS, scenario, pushes, scenario_env)
         )
         return scenario.name, (ref, ours)
 
@@ -304,7 +314,27 @@ def compare(scenario: Scenario, ref: Run, ours: Run) -> list[Diff]:
     for r, o in zip(ref.exchanges, ours.exchanges):
         if r.method == "POST":
             diffs += _compare_post(scenario, r, o)
+
+    ref_log, ours_log = _log(ref.stdout), _log(ours.stdout)
+    if ref_log != ours_log:
+        delta = "\n".join(difflib.unified_diff(ref_log, ours_log, "reference stdout", "our stdout", lineterm="", n=0))
+        if any(d.label == "async_handler" for d in diffs):
+            # The reference logs the MarshalError it posted; ours had no error to log.
+            diffs.append(Diff("async_handler", f"{scenario.name}: stdout log", delta))
+        else:
+            unexpected("stdout log", delta)
     return diffs
+
+
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z")
+# The reference's C client logs its own failure on the fake's final 500; ours says it on stderr.
+_SHUTDOWN = re.compile(r"^\[ERROR\] \[\d+\] LAMBDA_RUNTIME Failed to get next invocation")
+
+
+def _log(stdout: bytes) -> list[str]:
+    """Log records as written to stdout (records are \\n-terminated, their lines \\r-joined)."""
+    text = _TIMESTAMP.sub("<time>", stdout.decode("utf-8", "replace"))
+    return [line for line in text.split("\n") if not _SHUTDOWN.match(line)]
 
 
 def _async_paths_only(ref: list[Exchange], ours: list[Exchange]) -> bool:
