@@ -30,6 +30,11 @@ def handler(event: Any, context: Any) -> Any:
         _reject("out of stock")
     elif case == "empty_message":
         raise KeyError
+    elif case == "chained":
+        try:
+            _reject("inner")
+        except OrderRejected as e:
+            raise RuntimeError("outer") from e
     elif case == "ok":
         return {"ok": True}
     return None

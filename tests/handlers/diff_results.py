@@ -31,6 +31,8 @@ CASES: dict[str, Callable[[], Any]] = {
     "unicode": lambda: {"text": "caf\u00e9 \u2603 \U0001f600", "quote": 'say "hi"\n'},
     "set": lambda: {"s": {1, 2}},
     "empty_str": lambda: "",
+    # Over 1 MiB, so libcurl in the reference sends `Expect: 100-continue`.
+    "big": lambda: {"blob": "x" * 1_200_000},
 }
 
 
