@@ -1,0 +1,135 @@
+"""The runtime process: environment Lambda gives it, its output, its memory, killing it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import FunctionConfig, default_runtime_command
+
+LogSink = Callable[[str], None]
+
+
+def runtime_env(config: FunctionConfig, runtime_api: str) -> dict[str, str]:
+    """The variables Lambda sets, over the caller's environment (a local tool keeps PATH,
+    HOME and virtualenvs working); `--env` values win over both."""
+    env = dict(os.environ)
+    region = config.region
+    day = time.strftime("%Y/%m/%d", time.gmtime())
+    env.update(
+        {
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "_HANDLER": config.handler,
+            "LAMBDA_TASK_ROOT": config.task_root,
+            "LAMBDA_RUNTIME_DIR": config.task_root,
+            "AWS_LAMBDA_FUNCTION_NAME": config.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.function_name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[$LATEST]{secrets.token_hex(16)}",
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+            "TZ": ":UTC",
+        }
+    )
+    if config.runtime_command == default_runtime_command():
+        # `python -m aruntime` must find the same aruntime that runs this emulator,
+        # even when it is not installed (a source checkout).
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env.update(config.env)
+    return env
+
+
+class RuntimeProcess:
+    """One start of the runtime. Its own process group, so a kill reaches forked workers."""
+
+    def __init__(self, config: FunctionConfig, runtime_api: str, log: LogSink) -> None:
+        self.config = config
+        self.runtime_api = runtime_api
+        self.log = log
+        self.proc: asyncio.subprocess.Process | None = None
+        self.spawned_at = 0.0
+        self.init_done_at: float | None = None  # first /next
+        self.init_reported = False
+        self.init_failed = False
+        self.killed = False
+        self._peak_mb = 0
+        self._pumps: list[asyncio.Task[None]] = []
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    async def start(self) -> None:
+        argv = [*self.config.runtime_command, self.config.handler]
+        self.spawned_at = time.monotonic()
+        self.proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=self.config.task_root,
+            env=runtime_env(self.config, self.runtime_api),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        for stream in (self.proc.stdout, self.proc.stderr):
+            assert stream is not None
+            self._pumps.append(asyncio.create_task(self._pump(stream)))
+
+    async def _pump(self, stream: asyncio.StreamReader) -> None:
+        # Line by line, so the function's output interleaves cleanly with START/REPORT.
+        while True:
+            try:
+                line = await stream.readuntil(b"\n")
+            except asyncio.IncompleteReadError as e:
+                line = e.partial
+            except asyncio.LimitOverrunError as e:
+                line = await stream.read(e.consumed)
+            if not line:
+                return
+            self.log(line.decode(errors="replace").rstrip("\r\n"))
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        code = await self.proc.wait()
+        # Drain what it wrote before dying; a forked child may hold the pipe, so bound it.
+        await asyncio.wait(self._pumps, timeout=1.0)
+        return code
+
+    def kill(self) -> None:
+        self.killed = True
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def max_memory_mb(self) -> int:
+        """Peak resident memory (VmHWM), what Lambda reports as Max Memory Used."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return self._peak_mb  # already gone: the last reading
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                self._peak_mb = max(self._peak_mb, round(int(line.split()[1]) / 1024))
+        return self._peak_mb
+
+
+def exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name.removeprefix("SIG").lower()
+        except ValueError:
+            name = str(-code)
+        names = {"kill": "killed", "term": "terminated", "segv": "segmentation fault"}
+        return f"signal: {names.get(name, name)}"
+    return f"exit status {code}"

@@ -1,0 +1,273 @@
+"""The execution environment: queue of invocations, runtime process lifecycle, timeouts, logs.
+
+The runtime process starts lazily, on the first invoke after start-up or after the previous
+process ended (crash, init error, timeout kill), as a Lambda cold start does; the invoke
+that triggered the start waits for init. Each process gets its own Runtime API listener,
+so a dead process's leftover connections can never take another process's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from .config import FunctionConfig
+from .invocation import Invocation, Outcome, State, error_outcome
+from .process import RuntimeProcess, exit_reason
+from .runtime_api import RuntimeAPIServer
+
+LogSink = Callable[[str], None]
+_REMEMBERED = 1000  # settled request ids kept to answer 403/410 rather than 400
+
+
+class ProcessGone(Exception):
+    """The asking process is no longer the live one."""
+
+
+class Sandbox:
+    def __init__(self, config: FunctionConfig, log: LogSink, host: str = "127.0.0.1") -> None:
+        self.config = config
+        self.host = host
+        self._log = log
+        self._pending: deque[Invocation] = deque()
+        self._inflight: dict[str, Invocation] = {}
+        self._known: OrderedDict[str, Invocation] = OrderedDict()
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._proc: RuntimeProcess | None = None
+        self._api: RuntimeAPIServer | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._closed = False
+
+    # -- invoke side ------------------------------------------------------------------
+    def submit(self, inv: Invocation) -> None:
+        if self._closed:
+            inv.finish(error_outcome("ServiceException", "the emulator is shutting down"))
+            return
+        self._pending.append(inv)
+        self._kick()
+        self._ensure_process()
+
+    def log(self, line: str) -> None:
+        self._log(line)
+        # With one invocation in flight, everything printed belongs to it (for LogResult).
+        if len(self._inflight) == 1:
+            next(iter(self._inflight.values())).log_lines.append(line)
+
+    @property
+    def runtime_api(self) -> str | None:
+        return self._api.address if self._api else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    # -- Runtime API side -------------------------------------------------------------
+    def is_current(self, proc: RuntimeProcess) -> bool:
+        return proc is self._proc and not proc.killed
+
+    async def next_invocation(self, proc: RuntimeProcess) -> Invocation:
+        if proc.init_done_at is None:
+            proc.init_done_at = time.monotonic()
+        while True:
+            if not self.is_current(proc):
+                raise ProcessGone
+            if self._pending and len(self._inflight) < self.config.max_concurrency:
+                inv = self._pending.popleft()
+                self._dispatch(inv, proc)
+                return inv
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.add(waiter)
+            try:
+                await waiter
+            finally:
+                self._waiters.discard(waiter)
+
+    def requeue(self, inv: Invocation) -> None:
+        """A /next poller vanished before it could take `inv`: give it to the next one."""
+        if inv.state is State.RUNNING and inv.request_id in self._inflight:
+            del self._inflight[inv.request_id]
+            self._cancel_timer(inv)
+            inv.state = State.QUEUED
+            self._pending.appendleft(inv)
+            self._kick()
+
+    def lookup(self, request_id: str) -> Invocation | None:
+        return self._known.get(request_id)
+
+    def complete(self, inv: Invocation, outcome: Outcome, status: str | None = None) -> None:
+        if not inv.finish(outcome):
+            return
+        self._cancel_timer(inv)
+        if self._inflight.pop(inv.request_id, None) is not None:
+            self._report(inv, status or ("" if outcome.ok else "error"), outcome)
+        self._kick()
+
+    def init_error(self, proc: RuntimeProcess, error_type: str, body: bytes, phase: str = "init") -> None:
+        """The runtime reported it cannot start: the invoke waiting on it fails with that
+        error, and the process is replaced (if it does not exit on its own) as Lambda does."""
+        proc.init_failed = True
+        init_ms = (time.monotonic() - proc.spawned_at) * 1000
+        self.log(
+            f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {phase}\tStatus: error\tError Type: {error_type}"
+        )
+        if self._pending:
+            inv = self._pending.popleft()
+            inv.finish(Outcome(error_type, body))
+        self._kick()
+        self._later(1.0, lambda: proc.kill() if proc.proc and proc.proc.returncode is None else None)
+
+    # -- lifecycle --------------------------------------------------------------------
+    def _ensure_process(self) -> None:
+        if self._closed or self._proc is not None or self._starting or not self._pending:
+            return
+        self._starting = self._spawn(self._start_process())
+
+    async def _start_process(self) -> None:
+        api = RuntimeAPIServer(self, self.host)
+        try:
+            await api.start()
+            proc = RuntimeProcess(self.config, api.address, self.log)
+            api.proc = proc
+            self._proc, self._api = proc, api
+            await proc.start()
+        except OSError as e:
+            self._proc = self._api = None
+            await api.close()
+            self._starting = None
+            if self._pending:
+                cmd = " ".join(self.config.runtime_command)
+                self._pending.popleft().finish(
+                    error_outcome("Runtime.InvalidEntrypoint", f"cannot start runtime {cmd!r}: {e}")
+                )
+            self._ensure_process()
+            return
+        self._starting = None
+        # Init gets the function timeout, like the init that Lambda retries inside an invoke.
+        self._later(self.config.timeout, lambda: self._init_timeout(proc))
+        self._spawn(self._watch(proc, api))
+
+    def _init_timeout(self, proc: RuntimeProcess) -> None:
+        if proc.init_done_at is not None or proc.init_failed or not self.is_current(proc):
+            return
+        if self._pending:
+            inv = self._pending.popleft()
+            inv.finish(error_outcome("Sandbox.Timedout", self._timeout_message(inv)))
+        proc.kill()
+
+    async def _watch(self, proc: RuntimeProcess, api: RuntimeAPIServer) -> None:
+        code = await proc.wait()
+        await api.close()
+        if self._proc is proc:
+            self._proc = self._api = None
+        reason = exit_reason(code)
+        lost = [inv for inv in self._inflight.values() if inv.state is not State.DONE]
+        for inv in lost:
+            message = f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}"
+            self.complete(inv, error_outcome("Runtime.ExitError", message))
+        if proc.init_done_at is None and not proc.init_failed and not proc.killed and self._pending:
+            # Died during init without saying why: the invoke that started it fails.
+            inv = self._pending.popleft()
+            message = f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}"
+            inv.finish(error_outcome("Runtime.ExitError", message))
+        if not proc.killed and not self._closed:
+            self.log(f"Runtime exited ({reason}); it will be started again on the next invoke")
+        self._kick()
+        self._ensure_process()
+
+    def _dispatch(self, inv: Invocation, proc: RuntimeProcess) -> None:
+        inv.state = State.RUNNING
+        inv.started_at = time.monotonic()
+        inv.deadline_ms = int(time.time() * 1000 + self.config.timeout * 1000)
+        self._inflight[inv.request_id] = inv
+        self._known[inv.request_id] = inv
+        while len(self._known) > _REMEMBERED:
+            self._known.popitem(last=False)
+        inv.proc = proc
+        self._timers[inv.request_id] = asyncio.get_running_loop().call_later(
+            self.config.timeout, self._on_timeout, inv, proc
+        )
+        proc.max_memory_mb()  # remembered, in case the process is gone by REPORT time
+        self.log(f"START RequestId: {inv.request_id} Version: $LATEST")
+
+    def _on_timeout(self, inv: Invocation, proc: RuntimeProcess) -> None:
+        self._timers.pop(inv.request_id, None)
+        if inv.state is State.DONE:
+            return
+        inv.timed_out = True
+        message = self._timeout_message(inv)
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        self.log(f"{stamp} {inv.request_id} Task timed out after {self.config.timeout:.2f} seconds")
+        self.complete(inv, error_outcome("Sandbox.Timedout", message), status="timeout")
+        proc.kill()
+
+    def _timeout_message(self, inv: Invocation) -> str:
+        return f"RequestId: {inv.request_id} Error: Task timed out after {self.config.timeout:.2f} seconds"
+
+    def _report(self, inv: Invocation, status: str, outcome: Outcome) -> None:
+        duration = (time.monotonic() - inv.started_at) * 1000
+        proc = inv.proc
+        fields = [
+            f"REPORT RequestId: {inv.request_id}",
+            f"Duration: {duration:.2f} ms",
+            f"Billed Duration: {math.ceil(duration)} ms",
+            f"Memory Size: {self.config.memory} MB",
+            f"Max Memory Used: {proc.max_memory_mb() if proc else 0} MB",
+        ]
+        if proc and not proc.init_reported and proc.init_done_at is not None:
+            proc.init_reported = True
+            fields.append(f"Init Duration: {(proc.init_done_at - proc.spawned_at) * 1000:.2f} ms")
+        if status:
+            fields.append(f"Status: {status}")
+            if status == "error" and outcome.error_type:
+                fields.append(f"Error Type: {outcome.error_type}")
+        self.log(f"END RequestId: {inv.request_id}")
+        self.log("\t".join(fields))
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _kick(self) -> None:
+        for waiter in list(self._waiters):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _cancel_timer(self, inv: Invocation) -> None:
+        timer = self._timers.pop(inv.request_id, None)
+        if timer:
+            timer.cancel()
+
+    def _later(self, delay: float, fn: Callable[[], object]) -> None:
+        key = f"_later_{id(fn)}"
+
+        def run() -> None:
+            self._timers.pop(key, None)
+            fn()
+
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, run)
+
+    def _spawn(self, coro: object) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        self._closed = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        while self._pending:
+            self._pending.popleft().finish(error_outcome("ServiceException", "the emulator stopped"))
+        if self._starting:
+            await asyncio.wait({self._starting}, timeout=5)
+        if self._proc:
+            self._proc.kill()
+        self._kick()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
+        for inv in list(self._inflight.values()):
+            self.complete(inv, error_outcome("ServiceException", "the emulator stopped"))
