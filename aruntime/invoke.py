@@ -64,28 +64,35 @@ class Invoker:
         try:
             event, context = self.begin(inv)
             if self.kind is Kind.WRITER:
-                await self.stream(client, inv, lambda s: self.handler(event, context, s))
-                return
-            result = self.handler(event, context)
-            if self.kind is Kind.ASYNC:
-                result = await result
+                handler = self.handler
+                produce = lambda stream: handler(event, context, stream)  # noqa: E731
+            else:
+                result = self.handler(event, context)
+                if self.kind is Kind.ASYNC:
+                    result = await result
         except BaseException as e:  # noqa: BLE001 - every handler failure is reported
             await self.fail(client, inv, e)
             return
-        await self.answer(client, inv, result)
+        if self.kind is Kind.WRITER:
+            await self.stream(client, inv, produce)
+        else:
+            await self.answer(client, inv, result)
 
     async def answer(self, client: RuntimeClient, inv: protocol.Invocation, result: Any) -> None:
         """Send a handler's result: await it, stream it, or post it buffered."""
+        gen = None
         try:
             if inspect.isawaitable(result):
                 result = await result
             if inspect.isgenerator(result) or inspect.isasyncgen(result):
                 gen = result
-                await self.stream(client, inv, lambda s: _drain_generator(gen, s))
-                return
-            body, content_type = marshal(result)
+            else:
+                body, content_type = marshal(result)
         except BaseException as e:  # noqa: BLE001
             await self.fail(client, inv, e)
+            return
+        if gen is not None:
+            await self.stream(client, inv, lambda s: _drain_generator(gen, s))
             return
         await self._post(client, protocol.response_request(client.host_header, inv, content_type,
                                                            len(body)), body)
