@@ -1,0 +1,283 @@
+"""The sans-IO Runtime API layer (`aruntime.protocol`, `aruntime.errors`) without sockets.
+
+Requests are serialised through a real `h11.Connection(h11.CLIENT)` and compared with the exact
+bytes SPEC §2/§3 call for: request line, header order and values, framing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import traceback
+from typing import Any
+
+import h11
+import pytest
+
+from aruntime import __version__, errors, protocol
+from aruntime.errors import RuntimeFault
+from aruntime.protocol import Invocation
+
+HOST = b"127.0.0.1:9001"
+UA = f"aruntime/{__version__} (python/{sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2]})".encode()
+HEAD = b"Host: 127.0.0.1:9001\r\nUser-Agent: " + UA + b"\r\n"
+RID = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
+PREFIX = b"/2018-06-01/runtime"
+
+
+def wire(request: h11.Request, body: bytes = b"", trailers: list[tuple[bytes, bytes]] | None = None,
+         chunks: list[bytes] | None = None) -> bytes:
+    """What an h11 client puts on the wire for this request."""
+    conn = h11.Connection(h11.CLIENT)
+    out = conn.send(request) or b""
+    if body:
+        out += conn.send(h11.Data(data=body)) or b""
+    for chunk in chunks or []:
+        out += conn.send(h11.Data(data=chunk)) or b""
+    out += conn.send(h11.EndOfMessage(headers=trailers or [])) or b""
+    return out
+
+
+def inv(request_id: str = RID, invocation_id: bytes | None = None) -> Invocation:
+    return protocol.parse_invocation(
+        [(b"lambda-runtime-aws-request-id", request_id.encode())]
+        + ([(b"lambda-runtime-invocation-id", invocation_id)] if invocation_id else []),
+        b"{}",
+    )
+
+
+# -- parse_invocation ------------------------------------------------------------------------
+
+
+FULL_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"lambda-runtime-aws-request-id", RID.encode()),
+    (b"lambda-runtime-deadline-ms", b"1542409706888"),
+    (b"lambda-runtime-invoked-function-arn", b"arn:aws:lambda:us-east-2:123456789012:function:custom-runtime"),
+    (b"lambda-runtime-trace-id", b"Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"),
+    (b"lambda-runtime-client-context", b'{"custom":{"a":1}}'),
+    (b"lambda-runtime-cognito-identity", b'{"cognitoIdentityId":"id1"}'),
+    (b"lambda-runtime-aws-tenant-id", b"tenant-7"),
+    (b"lambda-runtime-invocation-id", b"inv-42"),
+]
+
+
+def test_parse_invocation_every_header() -> None:
+    got = protocol.parse_invocation(FULL_HEADERS, b'{"k":"v"}')
+    assert got == Invocation(
+        request_id=RID,
+        deadline_ms=1542409706888,
+        function_arn="arn:aws:lambda:us-east-2:123456789012:function:custom-runtime",
+        trace_id="Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1",
+        client_context='{"custom":{"a":1}}',
+        cognito_identity='{"cognitoIdentityId":"id1"}',
+        tenant_id="tenant-7",
+        invocation_id=b"inv-42",
+        content_type="application/json",
+        body=b'{"k":"v"}',
+    )
+
+
+def test_parse_invocation_absent_headers_are_none_and_request_id_empty() -> None:
+    got = protocol.parse_invocation([], b"")
+    assert got.request_id == ""
+    assert got.deadline_ms is None
+    assert (got.function_arn, got.trace_id, got.client_context, got.cognito_identity,
+            got.tenant_id, got.invocation_id, got.content_type) == (None,) * 7
+    assert got.body == b""
+
+
+@pytest.mark.parametrize("value", [b"0", b"-5", b"abc", b"", b"12.5", b"1e12", b" "])
+def test_parse_invocation_bad_deadline_is_none(value: bytes) -> None:
+    got = protocol.parse_invocation([(b"lambda-runtime-deadline-ms", value)], b"")
+    assert got.deadline_ms is None
+
+
+def test_parse_invocation_non_utf8_header_does_not_raise() -> None:
+    got = protocol.parse_invocation([(b"lambda-runtime-aws-tenant-id", b"t\xff")], b"")
+    assert got.tenant_id == "t\ufffd"
+
+
+# -- requests, exact bytes -------------------------------------------------------------------
+
+
+def test_next_request_bytes() -> None:
+    assert wire(protocol.get_request(HOST, protocol.NEXT_TARGET)) == (
+        b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n" + HEAD + b"\r\n")
+
+
+def test_response_request_bytes_with_invocation_id_echo() -> None:
+    body = b'{"a":1}'
+    req = protocol.response_request(HOST, inv(invocation_id=b"inv-42"), b"application/json", len(body))
+    assert wire(req, body) == (
+        b"POST " + PREFIX + b"/invocation/" + RID.encode() + b"/response HTTP/1.1\r\n" + HEAD
+        + b"Content-Type: application/json\r\nContent-Length: 7\r\n"
+        b"Lambda-Runtime-Invocation-Id: inv-42\r\n\r\n" + body)
+
+
+def test_response_request_without_invocation_id_sends_no_echo() -> None:
+    req = protocol.response_request(HOST, inv(), b"application/unknown", 0)
+    assert wire(req) == (
+        b"POST " + PREFIX + b"/invocation/" + RID.encode() + b"/response HTTP/1.1\r\n" + HEAD
+        + b"Content-Type: application/unknown\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_error_request_bytes() -> None:
+    body = b'{"errorMessage":"x"}'
+    cause = b'{"working_directory":"/var/task"}'
+    req = protocol.error_request(HOST, protocol.invocation_target(RID, "error"), "Function.ValueError",
+                                 len(body), cause, inv(invocation_id=b"inv-9"))
+    assert wire(req, body) == (
+        b"POST " + PREFIX + b"/invocation/" + RID.encode() + b"/error HTTP/1.1\r\n" + HEAD
+        + b"Content-Type: application/json\r\nContent-Length: 20\r\n"
+        b"Lambda-Runtime-Function-Error-Type: Function.ValueError\r\n"
+        b"Lambda-Runtime-Function-XRay-Error-Cause: " + cause + b"\r\n"
+        b"Lambda-Runtime-Invocation-Id: inv-9\r\n\r\n" + body)
+
+
+def test_init_error_request_bytes() -> None:
+    body = b"{}"
+    req = protocol.error_request(HOST, protocol.INIT_ERROR_TARGET, "Runtime.ImportModuleError", 2)
+    assert wire(req, body) == (
+        b"POST /2018-06-01/runtime/init/error HTTP/1.1\r\n" + HEAD
+        + b"Content-Type: application/json\r\nContent-Length: 2\r\n"
+        b"Lambda-Runtime-Function-Error-Type: Runtime.ImportModuleError\r\n\r\n{}")
+
+
+def test_xray_cause_dropped_at_one_mib() -> None:
+    limit = 1024 * 1024
+    below = b"c" * (limit - 1)
+    at = b"c" * limit
+    kept = protocol.error_request(HOST, "/e", "Function.E", 0, below)
+    dropped = protocol.error_request(HOST, "/e", "Function.E", 0, at)
+    names = [k.lower() for k, _ in kept.headers]
+    assert b"lambda-runtime-function-xray-error-cause" in names
+    assert dict(kept.headers)[b"lambda-runtime-function-xray-error-cause"] == below
+    assert b"lambda-runtime-function-xray-error-cause" not in [k.lower() for k, _ in dropped.headers]
+    assert b"XRay" not in wire(dropped)
+
+
+def test_stream_request_bytes_chunks_and_trailers() -> None:
+    req = protocol.stream_request(HOST, inv(invocation_id=b"inv-1"), b"text/event-stream")
+    error_body = b'{"errorMessage":"late","errorType":"ValueError","requestId":"r","stackTrace":[]}'
+    b64 = base64.b64encode(error_body)
+    trailers = protocol.error_trailers("Function.ValueError", b64)
+    assert wire(req, chunks=[b"abc", b"0123456789abcdef!"], trailers=trailers) == (
+        b"POST " + PREFIX + b"/invocation/" + RID.encode() + b"/response HTTP/1.1\r\n" + HEAD
+        + b"Lambda-Runtime-Function-Response-Mode: streaming\r\n"
+        b"Transfer-Encoding: chunked\r\n"
+        b"Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n"
+        b"Content-Type: text/event-stream\r\n"
+        b"Lambda-Runtime-Invocation-Id: inv-1\r\n\r\n"
+        b"3\r\nabc\r\n11\r\n0123456789abcdef!\r\n"
+        b"0\r\nLambda-Runtime-Function-Error-Type: Function.ValueError\r\n"
+        b"Lambda-Runtime-Function-Error-Body: " + b64 + b"\r\n\r\n")
+    assert json.loads(base64.b64decode(b64)) == json.loads(error_body)
+
+
+@pytest.mark.parametrize("rid, encoded", [
+    ("../../init/error", "..%2F..%2Finit%2Ferror"),
+    ("a b\r\nX-Evil: 1", "a%20b%0D%0AX-Evil%3A%201"),
+    ("id?x=1#f", "id%3Fx%3D1%23f"),
+    ("ünï", "%C3%BCn%C3%AF"),
+])
+def test_hostile_request_id_is_percent_encoded(rid: str, encoded: str) -> None:
+    req = protocol.response_request(HOST, inv(rid), b"application/json", 0)
+    line = wire(req).split(b"\r\n", 1)[0]
+    assert line == b"POST /2018-06-01/runtime/invocation/" + encoded.encode() + b"/response HTTP/1.1"
+    assert protocol.invocation_target(rid, "error") == f"/2018-06-01/runtime/invocation/{encoded}/error"
+
+
+def test_plain_request_id_is_not_encoded() -> None:
+    assert protocol.invocation_target("Ab-9._~", "response") == "/2018-06-01/runtime/invocation/Ab-9._~/response"
+
+
+# -- errors.error_body ----------------------------------------------------------------------
+
+# A frame whose file lives in the aruntime package, as the runtime's own frames do: it calls the
+# user's function and catches what it raises, so the traceback starts in "runtime" frames.
+_RUNNER_FILE = os.path.join(errors._PACKAGE_DIR, "_test_runner.py")
+_runner_ns: dict[str, Any] = {}
+exec(compile(
+    "def run(f):\n"
+    "    try:\n"
+    "        return call(f)\n"
+    "    except BaseException as e:\n"
+    "        return e\n"
+    "def call(f):\n"
+    "    f()\n",
+    _RUNNER_FILE, "exec"), _runner_ns)
+
+
+class OrderRejected(Exception):
+    pass
+
+
+def _user_inner() -> None:
+    raise OrderRejected("out of stock")
+
+
+def _user_outer() -> None:
+    _user_inner()
+
+
+def test_error_body_user_frames_only_and_key_order() -> None:
+    exc = _runner_ns["run"](_user_outer)
+    header, body, cause = errors.error_body(exc, RID)
+    assert header == "Function.OrderRejected"
+    assert list(body) == ["errorMessage", "errorType", "requestId", "stackTrace"]
+    assert body["errorMessage"] == "out of stock"
+    assert body["errorType"] == "OrderRejected"
+    assert body["requestId"] == RID
+    here = __file__
+    line_outer = _user_outer.__code__.co_firstlineno + 1
+    line_inner = _user_inner.__code__.co_firstlineno + 1
+    assert body["stackTrace"] == [
+        f'  File "{here}", line {line_outer}, in _user_outer\n    _user_inner()\n',
+        f'  File "{here}", line {line_inner}, in _user_inner\n    raise OrderRejected("out of stock")\n',
+    ]
+    assert not any(_RUNNER_FILE in line for line in body["stackTrace"])
+    parsed = json.loads(cause)
+    assert list(parsed) == ["working_directory", "exceptions", "paths"]
+    assert parsed["working_directory"] == os.getcwd()
+    assert parsed["exceptions"] == [{
+        "message": "out of stock", "type": "OrderRejected",
+        "stack": [{"label": "_user_outer", "path": here, "line": line_outer},
+                  {"label": "_user_inner", "path": here, "line": line_inner}],
+    }]
+    assert parsed["paths"] == [here]
+
+
+def test_error_body_matches_reference_format_list() -> None:
+    # The reference formats frames with traceback.format_list of (file, line, name, text).
+    exc = _runner_ns["run"](_user_outer)
+    _, body, _ = errors.error_body(exc, RID)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == __file__]
+    assert body["stackTrace"] == traceback.format_list(
+        [(f.filename, f.lineno, f.name, f.line) for f in frames])
+
+
+def test_error_body_runtime_fault() -> None:
+    fault = RuntimeFault("Runtime.MarshalError", "Unable to marshal response: nope")
+    header, body, cause = errors.error_body(fault, "r1")
+    assert header == "Runtime.MarshalError"
+    assert body == {"errorMessage": "Unable to marshal response: nope",
+                    "errorType": "Runtime.MarshalError", "requestId": "r1", "stackTrace": []}
+    assert json.loads(cause)["exceptions"] == [
+        {"message": "Unable to marshal response: nope", "type": "LambdaValidationError", "stack": []}]
+
+
+def test_error_body_default_request_id_is_empty_string() -> None:
+    _, body, _ = errors.error_body(ValueError("v"))
+    assert body["requestId"] == ""
+    assert body["stackTrace"] == []
+
+
+def test_error_body_system_exit_and_keyboard_interrupt() -> None:
+    header, body, _ = errors.error_body(errors._Escaped(SystemExit(3)), "r")
+    assert (header, body["errorType"], body["errorMessage"]) == ("Function.SystemExit", "SystemExit", "3")
+    header, body, _ = errors.error_body(KeyboardInterrupt("stop"), "r")
+    assert (header, body["errorType"], body["errorMessage"]) == (
+        "Function.KeyboardInterrupt", "KeyboardInterrupt", "stop")
