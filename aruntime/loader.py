@@ -41,7 +41,7 @@ def load(spec: str) -> Callable[..., Any]:
         raise RuntimeFault(errors.IMPORT_MODULE_ERROR,
                            f"Unable to import module '{modname}': {e}") from None
     except SyntaxError as e:
-        trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}\n']
+        trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}']
         raise RuntimeFault(errors.USER_CODE_SYNTAX_ERROR,
                            f"Syntax error in module '{modname}': {e}", trace) from None
     try:

@@ -57,7 +57,9 @@ def main(handler_spec: str | None) -> int:
 
 def _init_failed(loop: asyncio.AbstractEventLoop, client: RuntimeClient, logs: Logs,
                  exc: BaseException) -> int:
-    header, error, _ = errors.error_body(exc)
+    _, error, _ = errors.error_body(exc)
+    # SPEC §1: init errors carry the errorType itself (the reference does the same).
+    header = error["errorType"]
     logging.warning(UNHANDLED_WARNING)
     logs.error(error)
     body = dumps(error)

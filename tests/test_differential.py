@@ -45,6 +45,20 @@ DELIBERATE: dict[str, str] = {
         "Runtime.MarshalError ('Object of type coroutine is not JSON serializable'); we await it "
         "and post its result."
     ),
+    "utf8_json": (
+        "Non-ASCII text goes out as raw UTF-8, as the reference itself does on python3.12+ "
+        "managed runtimes (AWS_EXECUTION_ENV); without that variable the reference escapes it "
+        "as \\uXXXX. Same value either way."
+    ),
+    "init_user_frames": (
+        "An exception raised while importing the handler module: our stackTrace (and error log "
+        "line) holds only the user's frames; the reference's starts with importlib's frames."
+    ),
+    "handler_exit_reported": (
+        "A handler calling sys.exit(): the reference dies without answering (the service then "
+        "reports Runtime.ExitError and restarts the sandbox); we post SystemExit as that "
+        "invocation's error and keep serving."
+    ),
 }
 NOT_MEASURED_HERE = {"non2xx_survival"}
 
@@ -317,6 +331,10 @@ def compare(scenario: Scenario, ref: Run, ours: Run) -> list[Diff]:
 
     ref_seq = [(e.method, e.path) for e in ref.exchanges]
     ours_seq = [(e.method, e.path) for e in ours.exchanges]
+    if _exit_reported(ref, ours):
+        diffs.append(Diff("handler_exit_reported", f"{scenario.name}: request sequence",
+                          f"reference {ref_seq} (exit {ref.returncode}), ours {ours_seq}"))
+        return diffs
     if ref_seq != ours_seq and not _async_paths_only(ref.exchanges, ours.exchanges):
         unexpected("request sequence", f"reference {ref_seq}\n ours {ours_seq}\n ours stderr={ours.stderr[-1500:]!r}")
         return diffs
@@ -337,6 +355,8 @@ def compare(scenario: Scenario, ref: Run, ours: Run) -> list[Diff]:
         if any(d.label == "async_handler" for d in diffs):
             # The reference logs the MarshalError it posted; ours had no error to log.
             diffs.append(Diff("async_handler", f"{scenario.name}: stdout log", delta))
+        elif any(d.label == "init_user_frames" for d in diffs) and _log_without_machinery(ref_log) == ours_log:
+            diffs.append(Diff("init_user_frames", f"{scenario.name}: stdout log", delta))
         else:
             unexpected("stdout log", repr(delta))
     return diffs
@@ -352,6 +372,46 @@ def _log(stdout: bytes) -> list[str]:
     """Log records as written to stdout (records are \\n-terminated, their lines \\r-joined)."""
     text = _SHUTDOWN.sub("", _TIMESTAMP.sub("<time>", stdout.decode("utf-8", "replace")))
     return text.split("\n")
+
+
+def _is_machinery(frame: Any) -> bool:
+    return isinstance(frame, tuple) and (frame[0].startswith("<frozen importlib") or "/importlib/" in frame[0])
+
+
+def _log_without_machinery(lines: list[str]) -> list[str]:
+    """Text error lines with importlib's frames (a File line and its source line) taken out."""
+    out = []
+    for line in lines:
+        parts = line.split("\r")
+        kept, skip = [], False
+        for part in parts:
+            if skip:
+                skip = False
+                continue
+            stripped = part.lstrip("\u00a0")
+            if stripped.startswith('File "<frozen importlib') or (stripped.startswith("File ") and "/importlib/" in stripped):
+                skip = True
+                continue
+            kept.append(part)
+        out.append("\r".join(kept))
+    return out
+
+
+def _escape_non_ascii(text: str) -> str:
+    return "".join(c if ord(c) < 128 else json.dumps(c)[1:-1] for c in text)
+
+
+def _exit_reported(ref: Run, ours: Run) -> bool:
+    """The reference died on sys.exit() without a post; we posted SystemExit and went on."""
+    ref_posts = [e for e in ref.exchanges if e.method == "POST"]
+    ours_posts = [e for e in ours.exchanges if e.method == "POST"]
+    return (
+        not ref_posts
+        and ref.returncode not in (0, 1)
+        and len(ours_posts) == 1
+        and ours_posts[0].path.endswith("/error")
+        and ours_posts[0].json().get("errorType") == "SystemExit"
+    )
 
 
 def _json_line(line: str) -> Any:
@@ -411,7 +471,10 @@ def _compare_post(scenario: Scenario, r: Exchange, o: Exchange) -> list[Diff]:
         if is_compact(o.body) and not is_compact(r.body):
             diffs.append(Diff("compact_json", where, "separators"))
         if _compacted(r.body) != _compacted(o.body) and ref_value == ours_value:
-            unexpected("same value, but the JSON text differs beyond whitespace (string escaping or key order)")
+            if _compacted(r.body) == _escape_non_ascii(_compacted(o.body)):
+                diffs.append(Diff("utf8_json", where, "raw UTF-8 where the reference escapes"))
+            else:
+                unexpected("same value, but the JSON text differs beyond whitespace (string escaping or key order)")
     if r.path.endswith("/error") or r.path.endswith("/init/error"):
         diffs += _compare_error(where, r, o, ref_value, ours_value, unexpected)
     elif ref_value != ours_value:
@@ -435,7 +498,11 @@ def _compare_error(where: str, r: Exchange, o: Exchange, rv: Any, ov: Any, unexp
         if rv.get(key) != ov.get(key):
             unexpected(f"{key}: reference {rv.get(key)!r}, ours {ov.get(key)!r}")
     ref_frames, ours_frames = _frames(rv.get("stackTrace")), _frames(ov.get("stackTrace"))
-    if ref_frames != ours_frames:
+    if ref_frames != ours_frames and r.path.endswith("/init/error") and ours_frames == [
+        f for f in ref_frames if not _is_machinery(f)
+    ]:
+        diffs.append(Diff("init_user_frames", where, f"{len(ref_frames)} frames vs our {len(ours_frames)}"))
+    elif ref_frames != ours_frames:
         unexpected(f"stackTrace: reference {len(ref_frames)} frames {ref_frames}\n  ours {len(ours_frames)} frames {ours_frames}")
 
     ref_type, ours_type = r.header("lambda-runtime-function-error-type"), o.header("lambda-runtime-function-error-type")
@@ -531,6 +598,10 @@ def test_comparator_catches_what_it_must(runs: dict[str, tuple[Run, Run]]) -> No
     assert labels(doctored("res-decimal", body=b'{"price":12.50,"n":[1,-0.001]}')) == ["compact_json"]
     assert labels(doctored("res-decimal", body=b'{"price":12.5,"n":[1,-0.001]}')) == ["UNEXPECTED", "compact_json"]
     assert labels(doctored("res-unicode", body='{"text":"café ☃ 😀","quote":"say \\"hi\\"\\n"}'.encode())) == [
+        "compact_json",
+        "utf8_json",
+    ]
+    assert labels(doctored("res-unicode", body='{"text":"cafe ☃ 😀","quote":"say \\"hi\\"\\n"}'.encode())) == [
         "UNEXPECTED",
         "compact_json",
     ]
