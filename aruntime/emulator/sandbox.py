@@ -226,8 +226,9 @@ class Sandbox:
             fields.append(f"Status: {status}")
             if status == "error" and outcome.error_type:
                 fields.append(f"Error Type: {outcome.error_type}")
-        self.log(f"END RequestId: {inv.request_id}")
-        self.log("\t".join(fields))
+        for line in (f"END RequestId: {inv.request_id}", "\t".join(fields)):
+            self._log(line)
+            inv.log_lines.append(line)
 
     # -- plumbing ---------------------------------------------------------------------
     def _kick(self) -> None:
