@@ -9,10 +9,12 @@ everything else runs here, on the one event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import os
 from base64 import b64encode
+from concurrent.futures import Executor
 from typing import Any, Callable
 
 from . import errors, protocol
@@ -32,8 +34,11 @@ class Invoker:
     """Runs invocations through one handler."""
 
     def __init__(self, handler: Callable[..., Any], kind: Kind, logs: Logs,
-                 set_trace_env: bool = True) -> None:
+                 set_trace_env: bool = True, executor: Executor | None = None) -> None:
         self.handler = handler
+        # Under concurrency, sync code (handlers, generator steps) runs in this thread pool so
+        # it cannot block the other invocations' pollers.
+        self.executor = executor
         self.kind = kind
         self.logs = logs
         self.options: StreamOptions = getattr(handler, "__aruntime_streaming__", None) or StreamOptions()
@@ -66,6 +71,8 @@ class Invoker:
             if self.kind is Kind.WRITER:
                 handler = self.handler
                 produce = lambda stream: handler(event, context, stream)  # noqa: E731
+            elif self.kind is Kind.SYNC and self.executor is not None:
+                result = await self._in_thread(self.handler, event, context)
             else:
                 result = self.handler(event, context)
                 if self.kind is Kind.ASYNC:
@@ -92,10 +99,37 @@ class Invoker:
             await self.fail(client, inv, e)
             return
         if gen is not None:
-            await self.stream(client, inv, lambda s: _drain_generator(gen, s))
+            await self.stream(client, inv, lambda s: self._drain_generator(gen, s))
             return
         await self._post(client, protocol.response_request(client.host_header, inv, content_type,
                                                            len(body)), body)
+
+    def _in_thread(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        # The invocation's context variables (request id for logs) follow it into the thread.
+        ctx = contextvars.copy_context()
+        return asyncio.get_running_loop().run_in_executor(self.executor, ctx.run, func, *args)
+
+    async def _drain_generator(self, gen: Any, stream: ResponseStream) -> Any:
+        """Write each item a generator yields as one chunk; return its return value."""
+        if inspect.isasyncgen(gen):
+            try:
+                async for item in gen:
+                    await stream.write(item)
+            finally:
+                await gen.aclose()
+            return None
+        try:
+            while True:
+                try:
+                    if self.executor is None:
+                        item = next(gen)
+                    else:
+                        item = await self._in_thread(next, gen)
+                except StopIteration as stop:
+                    return stop.value
+                await stream.write(item)
+        finally:
+            gen.close()
 
     async def fail(self, client: RuntimeClient, inv: protocol.Invocation,
                    exc: BaseException) -> None:
@@ -222,23 +256,3 @@ async def _guard(coro: Any) -> Any:
         return await coro
     except (SystemExit, KeyboardInterrupt) as e:
         raise _Escaped(e) from e
-
-
-async def _drain_generator(gen: Any, stream: ResponseStream) -> Any:
-    """Write each item a generator yields as one chunk; return its return value."""
-    if inspect.isasyncgen(gen):
-        try:
-            async for item in gen:
-                await stream.write(item)
-        finally:
-            await gen.aclose()
-        return None
-    try:
-        while True:
-            try:
-                item = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            await stream.write(item)
-    finally:
-        gen.close()

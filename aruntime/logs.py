@@ -161,8 +161,9 @@ class JsonFormatter(logging.Formatter):
 class Logs:
     """The runtime's logging setup: a sink, a root handler, and error lines."""
 
-    def __init__(self, environ: os._Environ[str] | dict[str, str] = os.environ) -> None:
-        self.json = (environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+    def __init__(self, environ: os._Environ[str] | dict[str, str] = os.environ,
+                 force_json: bool = False) -> None:
+        self.json = force_json or (environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
         level = (environ.get("AWS_LAMBDA_LOG_LEVEL") or "").upper()
         self.level = "DEBUG" if level == "TRACE" else level
         error_type = (JSON_FRAME_TYPES if self.json else TEXT_FRAME_TYPES)[logging.ERROR]

@@ -26,7 +26,9 @@ from .protocol import Invocation
 
 def main(handler_spec: str | None) -> int:
     """Run the runtime; returns the process exit status."""
-    logs = Logs()
+    concurrency = max_concurrency(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY"))
+    # Lambda Managed Instances accept only JSON logs (SPEC §5).
+    logs = Logs(force_json=concurrency > 1)
     logs.install()
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if not address:
@@ -45,14 +47,34 @@ def main(handler_spec: str | None) -> int:
             kind = kind_of(handler)
         except BaseException as e:  # noqa: BLE001 - whatever init raises is reported
             return _init_failed(loop, client, logs, e)
-        invoker = Invoker(handler, kind, logs)
-        _serve(loop, client, invoker)
+        if concurrency > 1:
+            _serve_concurrently(loop, address, handler, kind, logs, concurrency)
+        else:
+            _serve(loop, client, Invoker(handler, kind, logs))
     except (RuntimeAPIError, RuntimeAPIUnavailable) as e:
         sys.stderr.write(f"aruntime: exiting: {e}\n")
         return 1
     finally:
         client.close()
     return 0
+
+
+def max_concurrency(value: str | None) -> int:
+    """`AWS_LAMBDA_MAX_CONCURRENCY` as a number of pollers; absent or unusable means 1."""
+    try:
+        n = int(value) if value else 1
+    except ValueError:
+        sys.stderr.write(f"aruntime: ignoring AWS_LAMBDA_MAX_CONCURRENCY={value!r}\n")
+        return 1
+    return max(n, 1)
+
+
+def sync_threads(concurrency: int) -> int:
+    """Threads for sync handlers under concurrency: `ARUNTIME_SYNC_THREADS`, else CPUs + 4."""
+    configured = os.environ.get("ARUNTIME_SYNC_THREADS")
+    if configured and configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return min(concurrency, (os.cpu_count() or 1) + 4)
 
 
 def _init_failed(loop: asyncio.AbstractEventLoop, client: RuntimeClient, logs: Logs,
@@ -93,3 +115,38 @@ def _serve(loop: asyncio.AbstractEventLoop, client: RuntimeClient, invoker: Invo
             inv = run(_then_next(invoker.fail(client, inv, e), client))
             continue
         inv = run(_then_next(invoker.answer(client, inv, result), client))
+
+
+def _serve_concurrently(loop: asyncio.AbstractEventLoop, address: str, handler: Any, kind: Kind,
+                        logs: Logs, n: int) -> None:
+    """N pollers on one loop, each with its own connection: no head-of-line blocking."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    needs_threads = kind in (Kind.SYNC, Kind.GENERATOR)
+    executor = ThreadPoolExecutor(sync_threads(n), "aruntime-sync") if needs_threads else None
+    invoker = Invoker(handler, kind, logs, set_trace_env=False, executor=executor)
+    clients = [RuntimeClient(address) for _ in range(n)]
+
+    async def poll(client: RuntimeClient) -> None:
+        while True:
+            inv = await client.next()
+            await invoker.invoke(client, inv)
+
+    async def all_pollers() -> None:
+        tasks = [asyncio.ensure_future(poll(c)) for c in clients]
+        try:
+            # A poller only ends on a fatal Runtime API answer or an unreachable API.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for c in clients:
+                c.close()
+
+    try:
+        loop.run_until_complete(all_pollers())
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,29 @@
+"""Handlers for tests/test_concurrency.py."""
+
+import asyncio
+import logging
+import threading
+import time
+
+log = logging.getLogger("conc")
+
+
+async def sleepy(event, context):
+    log.info("start %s", event["i"])
+    await asyncio.sleep(event.get("s", 0.5))
+    if event.get("boom"):
+        raise RuntimeError(f"boom {event['i']}")
+    log.info("end %s", event["i"])
+    return {"i": event["i"], "rid": context.aws_request_id}
+
+
+def blocking(event, context):
+    # Sync handlers go to the thread pool: they must not block each other's pollers.
+    time.sleep(event.get("s", 0.5))
+    return {"i": event["i"], "thread": threading.current_thread().name}
+
+
+async def streams(event, context):
+    for k in range(4):
+        yield f"{event['tag']}{k};"
+        await asyncio.sleep(0.15)
