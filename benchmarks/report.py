@@ -42,6 +42,7 @@ def metrics(cfg: Config) -> list[Metric]:
         Metric("ips_100B", "Invokes/s, 100 B, one at a time", "1/s", "invokes", higher_is_better=True),
         Metric("ips_10KiB", "Invokes/s, 10 KiB, one at a time", "1/s", "invokes", higher_is_better=True),
         Metric("ips_1MiB", "Invokes/s, 1 MiB, one at a time", "1/s", "invokes", higher_is_better=True),
+        Metric("server_cpu_us_100B", "Lean Runtime API server's own CPU per 100 B invoke", "µs", "invokes", ratio=False),
         Metric("rss_first_mib", f"RSS after {first:,} invokes (100 B)", "MiB", "invokes", goal=1.0),
         Metric("rss_last_mib", f"RSS after {last:,} invokes (100 B)", "MiB", "invokes", goal=1.0),
         Metric("rss_growth_kib", f"RSS growth {first:,} → {last:,} invokes", "KiB", "invokes", ratio=False),

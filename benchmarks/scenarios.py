@@ -189,6 +189,9 @@ async def run_session(
     try:
         await asyncio.wait({exited, finished}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         died = exited.done()
+        if session.exit_status is not None and not died:
+            # Told to exit: let it, so whatever it writes on the way out (a profile) lands.
+            await asyncio.wait({exited}, timeout=30)
     finally:
         finished.cancel()
         if proc.returncode is None:
@@ -285,6 +288,8 @@ class Scenarios:
             cpu, wall, n = _span(s, a, b)
             out[f"cpu_us_{key}"] = cpu / n * 1e6
             out[f"ips_{key}"] = n / wall
+        sa, sb = s.samples[small_start], s.samples[small_end]
+        out["server_cpu_us_100B"] = (sb.server_cpu_s - sa.server_cpu_s) / (sb.finished - sa.finished) * 1e6
         out["rss_first_mib"] = (s.samples[mem_first].mem_kib or 0) / 1024
         out["rss_last_mib"] = (s.samples[small_end].mem_kib or 0) / 1024
         out["rss_growth_kib"] = float((s.samples[small_end].mem_kib or 0) - (s.samples[mem_first].mem_kib or 0))
@@ -326,7 +331,8 @@ class Scenarios:
         handler = "bench_handlers.asleepy" if rt.async_handlers else "bench_handlers.sleepy"
         s = m.session(tree=True, concurrent=True)
         s = await self._run(rt, handler, s, env={"AWS_LAMBDA_MAX_CONCURRENCY": str(n)})
-        if n > 1 and s.max_in_flight < n:
+        # Timing noise can keep a slot or two idle at any moment; one-at-a-time means unsupported.
+        if n > 1 and s.max_in_flight < max(2, n // 2):
             raise RunFailed(f"pending: {rt.name} kept at most {s.max_in_flight} of {n} invocations in flight")
         cpu, wall, done = _span(s, n * warm, m.at)
         return {

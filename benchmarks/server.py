@@ -52,6 +52,7 @@ class Sample:
     cpu_s: float | None  # CPU seconds of the runtime (summed over its process tree if `tree`)
     mem_kib: int | None  # VmRSS (or summed PSS when `tree`)
     finished: int = 0  # invokes answered by /response or /error so far
+    server_cpu_s: float = 0.0  # this (server) process's CPU: proves it is not the bottleneck
 
 
 @dataclass
@@ -67,6 +68,9 @@ class Session:
     marks: set[int]  # GET indices at which to sample
     tree: bool = False  # sample the whole process tree (the reference forks workers)
     concurrent: bool = False  # finish on the last response rather than on a GET
+    # Answer the GET after the last invoke with this status instead of parking the runtime:
+    # 500 makes both runtimes exit by themselves (so a profiler in them can write its output).
+    exit_status: int | None = None
     pid: int | None = None
     spawn_ns: int = 0
     samples: dict[int, Sample] = field(default_factory=dict)
@@ -93,7 +97,7 @@ class Session:
         pid = self.pid
         finished = self.responses + self.errors
         if pid is None:
-            self.samples[index] = Sample(now, None, None, finished)
+            self.samples[index] = Sample(now, None, None, finished, time.process_time())
             return
         if self.tree:
             pids = procstat.group_members(pid)
@@ -102,7 +106,7 @@ class Session:
         else:
             cpu = procstat.cpu_seconds(pid)
             mem = procstat.rss_kib(pid)
-        self.samples[index] = Sample(now, cpu, mem, finished)
+        self.samples[index] = Sample(now, cpu, mem, finished, time.process_time())
 
     def answer_for(self, i: int) -> bytes:
         while i >= self._seg_end:
@@ -243,6 +247,8 @@ class _Conn(asyncio.Protocol):
                 if i >= s.total:
                     if not s.concurrent and i == s.total:
                         s.done.set()
+                    if s.exit_status is not None:
+                        t.write(b"HTTP/1.1 %d Stop\r\nContent-Length: 0\r\n\r\n" % s.exit_status)
                     return  # park the runtime
                 s.in_flight += 1
                 if s.in_flight > s.max_in_flight:
