@@ -56,6 +56,10 @@ class RuntimeAPIServer:
         self._writers: set[asyncio.StreamWriter] = set()
 
     @property
+    def has_connections(self) -> bool:
+        return bool(self._writers)
+
+    @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
@@ -63,13 +67,15 @@ class RuntimeAPIServer:
         self._server = await asyncio.start_server(self._serve, self.host, 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def close(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._server = None
+    async def close(self, abort: bool = True) -> None:
+        """Stop accepting. Open connections are dropped only with `abort`: after its
+        process died, a late /response still gets its honest 410/403 answer."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if abort:
+            for writer in list(self._writers):
+                writer.transport.abort()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

@@ -38,6 +38,7 @@ class Sandbox:
         self._waiters: set[asyncio.Future[None]] = set()
         self._proc: RuntimeProcess | None = None
         self._api: RuntimeAPIServer | None = None
+        self._retired: set[RuntimeAPIServer] = set()  # listeners of ended processes
         self._starting: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -161,7 +162,8 @@ class Sandbox:
 
     async def _watch(self, proc: RuntimeProcess, api: RuntimeAPIServer) -> None:
         code = await proc.wait()
-        await api.close()
+        await api.close(abort=False)
+        self._retired = {old for old in self._retired if old.has_connections} | {api}
         if self._proc is proc:
             self._proc = self._api = None
         reason = exit_reason(code)
@@ -272,3 +274,5 @@ class Sandbox:
             await asyncio.wait(set(self._tasks), timeout=5)
         for inv in list(self._inflight.values()):
             self.complete(inv, error_outcome("ServiceException", "the emulator stopped"))
+        for api in {*self._retired, *([self._api] if self._api else [])}:
+            await api.close()

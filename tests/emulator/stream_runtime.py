@@ -8,6 +8,7 @@ event is a JSON object:
     prelude       if present, a Function URL prelude sent first (JSON + 8 NUL bytes)
     error         if present, {"type": ..., "body": {...}} sent as trailers at the end
     buffered      if true, post a plain buffered response of the joined chunks instead
+A Function URL event carries the script as its HTTP body.
 For each chunk it prints `SENT <index> <epoch seconds>` so tests can compare timings.
 With AWS_LAMBDA_MAX_CONCURRENCY=N it runs N pollers, each on its own connection.
 """
@@ -63,6 +64,10 @@ async def serve_one(client: Client) -> None:
     headers = {k.decode(): v.decode() for k, v in head.headers}
     request_id = headers["lambda-runtime-aws-request-id"]
     event = json.loads(body)
+    if isinstance(event, dict) and event.get("version") == "2.0":
+        # A Function URL event: the script is the HTTP request's body.
+        raw = event.get("body") or "{}"
+        event = json.loads(base64.b64decode(raw) if event.get("isBase64Encoded") else raw)
     chunks = [c.encode() for c in event.get("chunks", [])]
     target = f"{PREFIX}{request_id}/response"
     if event.get("buffered"):
