@@ -1,7 +1,8 @@
 """aruntime: an asyncio runtime for AWS Lambda functions in Python.
 
 Public API: the streaming helpers (`streaming`, `ResponseStream`, `HttpResponse`, `sse`), the
-`LambdaContext` type, and `trace_id()` for the X-Ray trace of the current invocation.
+`LambdaContext` type, `on_shutdown` hooks, and `trace_id()` for the X-Ray trace of the current
+invocation.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .context import LambdaContext
+from .lifecycle import on_shutdown
 from .logs import trace_id as _trace_id
 from .stream import HttpResponse, ResponseStream, StreamClosedError, sse, streaming
 
@@ -21,5 +23,5 @@ def trace_id() -> str | None:
     return _trace_id.get()
 
 
-__all__ = ["HttpResponse", "LambdaContext", "ResponseStream", "StreamClosedError", "sse",
-           "streaming", "trace_id", "__version__"]
+__all__ = ["HttpResponse", "LambdaContext", "ResponseStream", "StreamClosedError", "on_shutdown",
+           "sse", "streaming", "trace_id", "__version__"]

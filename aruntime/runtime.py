@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, Coroutine
 
-from . import errors, protocol
+from . import errors, lifecycle, protocol
 from .connection import RuntimeClient
 from .errors import RuntimeAPIError, RuntimeAPIUnavailable
 from .invoke import Invoker
@@ -47,13 +47,24 @@ def main(handler_spec: str | None) -> int:
             kind = kind_of(handler)
         except BaseException as e:  # noqa: BLE001 - whatever init raises is reported
             return _init_failed(loop, client, logs, e)
+        if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+            failed = loop.run_until_complete(lifecycle.snap_start(client, logs))
+            if failed is not None:
+                return failed
+        clients = [client] + [RuntimeClient(address) for _ in range(concurrency - 1)]
+        lifecycle.install_sigterm(loop, clients)
         if concurrency > 1:
-            _serve_concurrently(loop, address, handler, kind, logs, concurrency)
+            _serve_concurrently(loop, clients, Invoker(handler, kind, logs, set_trace_env=False,
+                                                       executor=_executor(kind, concurrency)))
         else:
             _serve(loop, client, Invoker(handler, kind, logs))
     except (RuntimeAPIError, RuntimeAPIUnavailable) as e:
         sys.stderr.write(f"aruntime: exiting: {e}\n")
         return 1
+    except RuntimeError:
+        if lifecycle.terminated:  # SIGTERM: the hooks ran and stopped the loop
+            return 0
+        raise
     finally:
         client.close()
     return 0
@@ -117,15 +128,17 @@ def _serve(loop: asyncio.AbstractEventLoop, client: RuntimeClient, invoker: Invo
         inv = run(_then_next(invoker.answer(client, inv, result), client))
 
 
-def _serve_concurrently(loop: asyncio.AbstractEventLoop, address: str, handler: Any, kind: Kind,
-                        logs: Logs, n: int) -> None:
-    """N pollers on one loop, each with its own connection: no head-of-line blocking."""
+def _executor(kind: Kind, concurrency: int) -> Any:
+    if kind not in (Kind.SYNC, Kind.GENERATOR):
+        return None
     from concurrent.futures import ThreadPoolExecutor
 
-    needs_threads = kind in (Kind.SYNC, Kind.GENERATOR)
-    executor = ThreadPoolExecutor(sync_threads(n), "aruntime-sync") if needs_threads else None
-    invoker = Invoker(handler, kind, logs, set_trace_env=False, executor=executor)
-    clients = [RuntimeClient(address) for _ in range(n)]
+    return ThreadPoolExecutor(sync_threads(concurrency), "aruntime-sync")
+
+
+def _serve_concurrently(loop: asyncio.AbstractEventLoop, clients: list[RuntimeClient],
+                        invoker: Invoker) -> None:
+    """N pollers on one loop, each with its own connection: no head-of-line blocking."""
 
     async def poll(client: RuntimeClient) -> None:
         while True:
@@ -148,5 +161,5 @@ def _serve_concurrently(loop: asyncio.AbstractEventLoop, address: str, handler: 
     try:
         loop.run_until_complete(all_pollers())
     finally:
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        if invoker.executor is not None:
+            invoker.executor.shutdown(wait=False, cancel_futures=True)

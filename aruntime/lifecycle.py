@@ -1,0 +1,123 @@
+"""Around the invocations: SnapStart hooks and graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import signal
+from typing import Any, Callable, TypeVar
+
+from . import errors, protocol
+from .connection import RuntimeClient
+from .logs import Logs
+from .marshal import dumps
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("aruntime")
+
+_shutdown_hooks: list[Callable[[], Any]] = []
+terminated = False
+# Lambda gives the runtime 500 ms after SIGTERM (300 ms with external extensions) before SIGKILL.
+DEFAULT_SHUTDOWN_BUDGET_MS = 250
+
+
+def on_shutdown(func: F) -> F:
+    """Run `func` (sync or `async def`, no arguments) when Lambda shuts the sandbox down.
+
+    Hooks run in registration order on SIGTERM, within the time Lambda allows; then the runtime
+    closes its connection and exits 0. Usable as a decorator.
+    """
+    _shutdown_hooks.append(func)
+    return func
+
+
+async def run_shutdown_hooks(budget_s: float) -> None:
+    async def run_all() -> None:
+        for hook in list(_shutdown_hooks):
+            try:
+                result = hook()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # noqa: BLE001 - one failing hook must not stop the others
+                log.exception("shutdown hook %r failed", hook)
+
+    try:
+        await asyncio.wait_for(run_all(), budget_s)
+    except asyncio.TimeoutError:
+        log.warning("shutdown hooks did not finish within %.0f ms", budget_s * 1000)
+
+
+def install_sigterm(loop: asyncio.AbstractEventLoop, clients: list[RuntimeClient]) -> None:
+    """On SIGTERM: hooks, close connections, exit 0 — handled on the loop, even during `/next`."""
+    budget_ms = os.environ.get("ARUNTIME_SHUTDOWN_BUDGET_MS", "")
+    budget = (int(budget_ms) if budget_ms.isdigit() else DEFAULT_SHUTDOWN_BUDGET_MS) / 1000
+
+    async def shutdown() -> None:
+        await run_shutdown_hooks(budget)
+        for client in clients:
+            client.close()
+        # Stopping the loop ends the runtime's run_until_complete wherever it waits; the
+        # runtime sees `terminated` and exits 0.
+        global terminated
+        terminated = True
+        loop.stop()
+
+    def on_sigterm() -> None:
+        loop.remove_signal_handler(signal.SIGTERM)
+        asyncio.ensure_future(shutdown(), loop=loop)
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+        pass
+
+
+# -- SnapStart -----------------------------------------------------------------------------
+
+
+def _hooks() -> tuple[list[Any], list[Any]]:
+    try:
+        from snapshot_restore_py import get_after_restore, get_before_snapshot
+    except ImportError:  # nobody can have registered hooks without the package
+        return [], []
+    return get_before_snapshot(), get_after_restore()
+
+
+async def _call(func: Callable[..., Any], args: Any, kwargs: Any) -> None:
+    result = func(*args, **kwargs)
+    if inspect.isawaitable(result):
+        await result
+
+
+async def snap_start(client: RuntimeClient, logs: Logs) -> int | None:
+    """Before-snapshot hooks, `/restore/next`, after-restore hooks. An exit status on failure."""
+    before, after = _hooks()
+    try:
+        # The reference runs before-snapshot hooks in reverse registration order.
+        while before:
+            func, args, kwargs = before.pop()
+            await _call(func, args, kwargs)
+    except Exception as e:  # noqa: BLE001 - reported to the service
+        await _report(client, logs, e, protocol.INIT_ERROR_TARGET, errors.BEFORE_SNAPSHOT_ERROR)
+        return 64
+    await client.get(protocol.RESTORE_NEXT_TARGET)
+    # The connection from before the snapshot is not one to trust after a restore.
+    client.close()
+    try:
+        for func, args, kwargs in after:
+            await _call(func, args, kwargs)
+    except Exception as e:  # noqa: BLE001
+        await _report(client, logs, e, protocol.RESTORE_ERROR_TARGET, errors.AFTER_RESTORE_ERROR)
+        return 65
+    return None
+
+
+async def _report(client: RuntimeClient, logs: Logs, exc: BaseException, target: str,
+                  error_type: str) -> None:
+    _, error, _ = errors.error_body(exc)
+    logs.error(error)
+    body = dumps(error)
+    await client.post(protocol.error_request(client.host_header, target, error_type, len(body)),
+                      body)
