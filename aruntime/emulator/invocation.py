@@ -84,6 +84,7 @@ class Invocation:
         self.outcome: Outcome | None = None
         self.log_lines: deque[str] = deque(maxlen=200)
         self.done = asyncio.Event()
+        self.reported = asyncio.Event()  # END/REPORT logged
         self._items: deque[Item] = deque()
         self._buffered = 0
         self._readable = asyncio.Event()

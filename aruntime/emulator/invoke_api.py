@@ -10,7 +10,7 @@ import orjson
 from aiohttp import web
 
 from . import eventstream
-from .invocation import Invocation, Outcome, ResponseHead, error_outcome
+from .invocation import Invocation, Outcome, ResponseHead, State, error_outcome
 from .runtime_api import MAX_BUFFERED
 from .sandbox import Sandbox
 
@@ -71,7 +71,12 @@ async def _prepare(request: web.Request) -> Invocation | web.Response:
     return Invocation(payload, client_context=client_context)
 
 
-def _log_result(inv: Invocation) -> str:
+async def _log_result(inv: Invocation) -> str:
+    if inv.state is State.DONE:
+        try:
+            await asyncio.wait_for(inv.reported.wait(), 1.0)
+        except asyncio.TimeoutError:
+            pass
     text = "\n".join(inv.log_lines).encode()[-4096:] + b"\n"
     return base64.b64encode(text).decode()
 
@@ -113,7 +118,7 @@ async def invoke(request: web.Request) -> web.StreamResponse:
         inv.detach()
         raise
     if request.headers.get("X-Amz-Log-Type") == "Tail":
-        headers["X-Amz-Log-Result"] = _log_result(inv)
+        headers["X-Amz-Log-Result"] = await _log_result(inv)
     if not outcome.ok:
         headers["X-Amz-Function-Error"] = "Unhandled"
         return web.Response(body=outcome.error_body, headers=headers, content_type="application/json")
@@ -142,7 +147,7 @@ async def invoke_stream(request: web.Request) -> web.StreamResponse:
                 await response.write(eventstream.payload_chunk(item))
             elif isinstance(item, Outcome):
                 break
-        log = _log_result(inv) if request.headers.get("X-Amz-Log-Type") == "Tail" else None
+        log = await _log_result(inv) if request.headers.get("X-Amz-Log-Type") == "Tail" else None
         if item.ok:
             await response.write(eventstream.invoke_complete(log_result=log))
         else:

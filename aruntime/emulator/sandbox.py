@@ -43,6 +43,7 @@ class Sandbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
+        self._later_count = 0
 
     # -- invoke side ------------------------------------------------------------------
     def submit(self, inv: Invocation) -> None:
@@ -228,9 +229,16 @@ class Sandbox:
             fields.append(f"Status: {status}")
             if status == "error" and outcome.error_type:
                 fields.append(f"Error Type: {outcome.error_type}")
-        for line in (f"END RequestId: {inv.request_id}", "\t".join(fields)):
+        lines = (f"END RequestId: {inv.request_id}", "\t".join(fields))
+        # A moment's grace lets the function's last output lines (read from its pipes)
+        # come before END, as they were written before the response.
+        self._later(0.01, lambda: self._emit_report(inv, lines))
+
+    def _emit_report(self, inv: Invocation, lines: tuple[str, ...]) -> None:
+        for line in lines:
             self._log(line)
             inv.log_lines.append(line)
+        inv.reported.set()
 
     # -- plumbing ---------------------------------------------------------------------
     def _kick(self) -> None:
@@ -244,7 +252,8 @@ class Sandbox:
             timer.cancel()
 
     def _later(self, delay: float, fn: Callable[[], object]) -> None:
-        key = f"_later_{id(fn)}"
+        self._later_count += 1
+        key = f"_later_{self._later_count}"
 
         def run() -> None:
             self._timers.pop(key, None)

@@ -24,7 +24,7 @@ import time
 
 import h11
 
-API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+API = os.environ.get("AWS_LAMBDA_RUNTIME_API", "")
 PREFIX = "/2018-06-01/runtime/invocation/"
 TRAILER = "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"
 
