@@ -1,0 +1,355 @@
+"""`aruntime layer build` and its exec wrapper, run the way Lambda's managed Python runtime runs it.
+
+The managed bootstrap (`/var/runtime/bootstrap`) ends with
+`exec -- "$AWS_LAMBDA_EXEC_WRAPPER" /var/lang/bin/python3.x [flags] /var/runtime/bootstrap.py`.
+These tests unpack the layer into a temporary `/opt`, put a decoy managed `bootstrap.py` where
+`/var/runtime` would be, and start the wrapper with that command line and Lambda's environment
+against the fake Runtime API. The decoy exits 3 and says so: it must never run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakeapi import REPO_ROOT, Exchange, FakeRuntimeAPI, RuntimeProcess, run_runtime
+
+from aruntime import __version__
+from aruntime.layer import (
+    DEPENDENCIES,
+    WRAPPER_NAME,
+    LayerError,
+    build_layer,
+    host_arch,
+    main as layer_main,
+)
+
+HOST_PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
+DECOY_MARKER = "MANAGED BOOTSTRAP RAN"
+DECOY = f"import sys\nsys.stderr.write({DECOY_MARKER!r} + '\\n')\nsys.exit(3)\n"
+ELF_MACHINE = {"x86_64": 62, "arm64": 183}
+
+# The function code the tests deploy: reports where its imports came from and how Python runs.
+FUNCTION = '''
+import importlib.util
+import sys
+
+import aruntime
+import h11
+import orjson
+
+
+def buffered(event, context):
+    if event.get("fail"):
+        raise ValueError("asked to fail")
+    return {
+        "aruntime": aruntime.__file__,
+        "h11": h11.__file__,
+        "orjson": orjson.__file__,
+        "aiohttp": importlib.util.find_spec("aiohttp") is not None,
+        "argv0": sys.argv[0],
+        "flags": {"utf8": sys.flags.utf8_mode, "no_bytecode": sys.flags.dont_write_bytecode,
+                  "no_site": sys.flags.no_site, "ignore_env": sys.flags.ignore_environment},
+        "request_id": context.aws_request_id,
+    }
+
+
+def stream(event, context):
+    for word in event["words"]:
+        yield word.encode()
+'''
+
+
+# -- building and unpacking -----------------------------------------------------------------
+
+
+def build_for_host(out: Path) -> Path:
+    """The layer for this machine's Python: from pip's wheels, or installed ones when offline."""
+    try:
+        return build_layer(out, python=HOST_PY, arch=host_arch())
+    except LayerError:
+        return build_layer(out, python=HOST_PY, arch=host_arch(), from_local=True)
+
+
+def unpack(zip_path: Path, dest: Path) -> Path:
+    """Unzip as Lambda does: with `unzip` when there is one (it applies the stored modes)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if shutil.which("unzip"):
+        subprocess.run(["unzip", "-q", "-o", str(zip_path), "-d", str(dest)], check=True, timeout=60)
+        return dest
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            zf.extract(info, dest)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                os.chmod(dest / info.filename, mode)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def layer_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_for_host(tmp_path_factory.mktemp("layer") / "aruntime-layer.zip")
+
+
+@pytest.fixture(scope="module")
+def opt(layer_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return unpack(layer_zip, tmp_path_factory.mktemp("opt"))
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> dict[str, Path]:
+    """A function's /var/task with FUNCTION in it, and a /var/runtime holding the decoy."""
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "fn.py").write_text(FUNCTION)
+    runtime_dir = tmp_path / "runtime"
+    runtime_dir.mkdir()
+    (runtime_dir / "bootstrap.py").write_text(DECOY)
+    return {"task": task, "runtime": runtime_dir}
+
+
+def lambda_env(task: Path, runtime_dir: Path, handler: str, wrapper: Path) -> dict[str, str]:
+    """What Lambda's managed Python runtime puts in the environment (PYTHONPATH included)."""
+    return {
+        "_HANDLER": handler,
+        "LAMBDA_TASK_ROOT": str(task),
+        "LAMBDA_RUNTIME_DIR": str(runtime_dir),
+        "PYTHONPATH": str(runtime_dir),
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+        "AWS_LAMBDA_EXEC_WRAPPER": str(wrapper),
+        "AWS_LAMBDA_FUNCTION_NAME": "layer-test",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/layer-test",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "2026/01/01/[$LATEST]0123456789abcdef",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+    }
+
+
+async def start_managed(api: FakeRuntimeAPI, opt: Path, sandbox: dict[str, Path], handler: str,
+                        flags: tuple[str, ...] = ()) -> RuntimeProcess:
+    """Start the wrapper with the managed bootstrap's exact argv shape and environment."""
+    wrapper = opt / WRAPPER_NAME
+    cmd = [str(wrapper), sys.executable, *flags, str(sandbox["runtime"] / "bootstrap.py")]
+    env = lambda_env(sandbox["task"], sandbox["runtime"], handler, wrapper)
+    return await run_runtime(cmd, api, env=env, cwd=str(sandbox["task"]))
+
+
+async def response_of(api: FakeRuntimeAPI, proc: RuntimeProcess, rid: str,
+                      kind: str = "response") -> Exchange:
+    """The runtime's answer to invocation `rid`; fails fast, with its output, if it dies first."""
+    want = asyncio.ensure_future(
+        api.wait_for(lambda ex: ex.method == "POST" and ex.path.endswith(f"/{rid}/{kind}"), timeout=15))
+    died = asyncio.ensure_future(proc.wait(15))
+    try:
+        await asyncio.wait({want, died}, return_when=asyncio.FIRST_COMPLETED, timeout=20)
+        if want.done():
+            return want.result()
+    finally:
+        want.cancel()
+        died.cancel()
+    raise AssertionError(f"no /{kind} for {rid}; runtime exit {proc.returncode}, "
+                         f"stderr={proc.stderr[-3000:]!r}, exchanges={api.exchanges}")
+
+
+async def stop(api: FakeRuntimeAPI, proc: RuntimeProcess) -> None:
+    """End the run the way the fake ends it (/next answers 500) and check who answered."""
+    api.finish()
+    code = await proc.wait(15)
+    assert code == 1, (proc.stdout, proc.stderr)
+    assert DECOY_MARKER.encode() not in proc.stderr + proc.stdout
+    agents = {ex.header("user-agent") for ex in api.exchanges}
+    assert agents and all(a and a.startswith("aruntime/") for a in agents), agents
+
+
+def assert_streamed(ex: Exchange, chunks: list[bytes], content_type: str) -> None:
+    assert ex.status == 202
+    assert ex.header("lambda-runtime-function-response-mode") == "streaming"
+    assert (ex.header("transfer-encoding") or "").lower() == "chunked"
+    assert ex.header("content-type") == content_type
+    assert [c for _, c in ex.chunks] == chunks
+    assert ex.trailers == []
+
+
+# -- the zip ------------------------------------------------------------------------------------
+
+
+def test_zip_layout(layer_zip: Path) -> None:
+    with zipfile.ZipFile(layer_zip) as zf:
+        infos = {i.filename: i for i in zf.infolist()}
+        wrapper = infos[WRAPPER_NAME]
+        assert wrapper.create_system == 3
+        assert (wrapper.external_attr >> 16) & 0o777 == 0o755
+        assert zf.read(WRAPPER_NAME).startswith(b"#!/bin/sh\n")
+        names = set(infos)
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"python", WRAPPER_NAME}
+    assert {"python/aruntime/__init__.py", "python/aruntime/runtime.py",
+            "python/h11/__init__.py", "python/orjson/__init__.py",
+            f"python/aruntime-{__version__}.dist-info/METADATA"} <= names
+    # The emulator's stack stays out: no aiohttp (or its helpers' top-level names), no emulator.
+    packages = {n.split("/")[1] for n in names if n.startswith("python/")}
+    assert not {p for p in packages if p.lower().startswith(("aiohttp", "aiosignal", "yarl",
+                                                             "multidict", "frozenlist"))}
+    assert not any(n.startswith("python/aruntime/emulator") for n in names)
+    # Bytecode for this Python ships, so a read-only /opt costs no compile at cold start.
+    tag = sys.implementation.cache_tag
+    assert f"python/aruntime/__pycache__/runtime.{tag}.pyc" in names
+
+
+def test_orjson_binary_matches_host(opt: Path) -> None:
+    (so,) = list((opt / "python" / "orjson").glob("orjson*.so"))
+    assert f"cpython-{sys.version_info[0]}{sys.version_info[1]}" in so.name
+    header = so.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF"
+    assert int.from_bytes(header[18:20], "little") == ELF_MACHINE[host_arch()]
+
+
+def test_unzipped_wrapper_is_executable(opt: Path) -> None:
+    assert os.stat(opt / WRAPPER_NAME).st_mode & stat.S_IXUSR
+
+
+def test_dependencies_match_pyproject() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    with open(REPO_ROOT / "pyproject.toml", "rb") as f:
+        project = tomllib.load(f)["project"]
+    assert sorted(project["dependencies"]) == sorted(DEPENDENCIES)
+
+
+def test_build_is_reproducible(tmp_path: Path) -> None:
+    a = build_layer(tmp_path / "a.zip", from_local=True)
+    b = build_layer(tmp_path / "b.zip", from_local=True)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_arm64_build_for_another_python(tmp_path: Path) -> None:
+    target = "3.12" if HOST_PY != "3.12" else "3.13"
+    try:
+        out = build_layer(tmp_path / "arm.zip", python=target, arch="arm64")
+    except LayerError as e:
+        if "pip download failed" in str(e):
+            pytest.skip(f"no package index reachable: {str(e)[:200]}")
+        raise
+    opt = unpack(out, tmp_path / "opt")
+    (so,) = list((opt / "python" / "orjson").glob("orjson*.so"))
+    assert f"cpython-{target.replace('.', '')}" in so.name and "aarch64" in so.name
+    assert int.from_bytes(so.read_bytes()[18:20], "little") == ELF_MACHINE["arm64"]
+    # No bytecode: this interpreter cannot write it for another Python.
+    assert not list((opt / "python").rglob("*.pyc"))
+    assert not (opt / "python" / "aiohttp").exists()
+
+
+def test_from_local_refuses_a_foreign_target(tmp_path: Path) -> None:
+    other = "3.12" if HOST_PY != "3.12" else "3.13"
+    with pytest.raises(LayerError, match="--from-local"):
+        build_layer(tmp_path / "x.zip", python=other, from_local=True)
+    foreign_arch = "arm64" if host_arch() == "x86_64" else "x86_64"
+    with pytest.raises(LayerError, match="--from-local"):
+        build_layer(tmp_path / "x.zip", arch=foreign_arch, from_local=True)
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert layer_main(["build", "--python", "2.7", "-o", str(tmp_path / "bad.zip")]) == 2
+    assert "3.10 or newer" in capsys.readouterr().err
+    assert not (tmp_path / "bad.zip").exists()
+    # Through the real entry point, as a user types it.
+    out = tmp_path / "cli.zip"
+    proc = subprocess.run(
+        [sys.executable, "-m", "aruntime", "layer", "build", "--from-local", "-o", str(out)],
+        cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "h11-" in proc.stderr and "orjson-" in proc.stderr
+    with zipfile.ZipFile(out) as zf:
+        assert WRAPPER_NAME in zf.namelist()
+
+
+# -- the wrapper, started as the managed runtime starts it -----------------------------------------
+
+
+async def test_managed_runtime_buffered_and_error(fake_api: FakeRuntimeAPI, opt: Path,
+                                                  sandbox: dict[str, Path]) -> None:
+    # Flags a managed bootstrap may put before its script: kept, except -E (it would hide
+    # PYTHONPATH). -S leaves out site-packages, so everything must come from the layer.
+    proc = await start_managed(fake_api, opt, sandbox, "fn.buffered",
+                               flags=("-S", "-B", "-E", "-X", "utf8"))
+    ok = fake_api.push({"hello": 1})
+    ex = await response_of(fake_api, proc, ok)
+    assert ex.status == 202 and ex.header("content-type") == "application/json"
+    got: dict[str, Any] = ex.json()
+    layer_python = (opt / "python").resolve()
+    for module in ("aruntime", "h11", "orjson"):
+        assert Path(got[module]).resolve().is_relative_to(layer_python), got
+    assert got["aiohttp"] is False
+    assert got["flags"] == {"utf8": 1, "no_bytecode": 1, "no_site": 1, "ignore_env": 0}
+    assert Path(got["argv0"]).resolve() == layer_python / "aruntime" / "__main__.py"
+    assert got["request_id"] == ok
+
+    bad = fake_api.push({"fail": True})
+    ex = await response_of(fake_api, proc, bad, "error")
+    assert ex.status == 202
+    assert ex.header("lambda-runtime-function-error-type") == "Function.ValueError"
+    error = ex.json()
+    assert error["errorType"] == "ValueError" and error["errorMessage"] == "asked to fail"
+    assert error["requestId"] == bad
+    assert any("fn.py" in frame and "buffered" in frame for frame in error["stackTrace"])
+    assert not any("aruntime" in frame for frame in error["stackTrace"])
+    await stop(fake_api, proc)
+
+
+async def test_managed_runtime_streaming(fake_api: FakeRuntimeAPI, opt: Path,
+                                         sandbox: dict[str, Path]) -> None:
+    proc = await start_managed(fake_api, opt, sandbox, "fn.stream")
+    rid = fake_api.push({"words": ["one", "two", "three"]})
+    ex = await response_of(fake_api, proc, rid)
+    assert_streamed(ex, [b"one", b"two", b"three"], "application/octet-stream")
+    assert ex.body == b"onetwothree"
+    # A failure after the first byte ends the stream with the error trailers.
+    rid = fake_api.push({"words": ["ok", 5]})
+    ex = await response_of(fake_api, proc, rid)
+    assert [c for _, c in ex.chunks] == [b"ok"]
+    assert ex.trailer("lambda-runtime-function-error-type") == "Function.AttributeError"
+    body = json.loads(base64.b64decode(ex.trailer("lambda-runtime-function-error-body") or ""))
+    assert body["errorType"] == "AttributeError"
+    await stop(fake_api, proc)
+
+
+async def test_init_error_goes_to_init_error(fake_api: FakeRuntimeAPI, opt: Path,
+                                             sandbox: dict[str, Path]) -> None:
+    proc = await start_managed(fake_api, opt, sandbox, "fn.missing")
+    ex = await fake_api.wait_for(lambda e: e.path.endswith("/runtime/init/error"))
+    assert ex.header("lambda-runtime-function-error-type") == "Runtime.HandlerNotFound"
+    assert (ex.header("user-agent") or "").startswith("aruntime/")
+    assert await proc.wait(15) == 1
+    assert DECOY_MARKER.encode() not in proc.stderr
+
+
+def test_kill_switch_runs_the_managed_bootstrap(opt: Path, sandbox: dict[str, Path]) -> None:
+    wrapper = opt / WRAPPER_NAME
+    env = {**os.environ, **lambda_env(sandbox["task"], sandbox["runtime"], "fn.buffered", wrapper),
+           "ARUNTIME_DISABLE": "1"}
+    proc = subprocess.run([str(wrapper), sys.executable, "-u", str(sandbox["runtime"] / "bootstrap.py")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 3 and DECOY_MARKER in proc.stderr
+
+
+def test_wrapper_without_a_command_line(opt: Path) -> None:
+    proc = subprocess.run([str(opt / WRAPPER_NAME)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 127 and "expected" in proc.stderr
+
