@@ -44,6 +44,7 @@ class Sandbox:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
         self._later_count = 0
+        self._reports: dict[str, tuple[asyncio.TimerHandle, tuple[str, ...]]] = {}
 
     # -- invoke side ------------------------------------------------------------------
     def submit(self, inv: Invocation) -> None:
@@ -232,9 +233,13 @@ class Sandbox:
         lines = (f"END RequestId: {inv.request_id}", "\t".join(fields))
         # A moment's grace lets the function's last output lines (read from its pipes)
         # come before END, as they were written before the response.
-        self._later(0.01, lambda: self._emit_report(inv, lines))
+        self._reports[inv.request_id] = (
+            asyncio.get_running_loop().call_later(0.01, self._emit_report, inv, lines),
+            lines,
+        )
 
     def _emit_report(self, inv: Invocation, lines: tuple[str, ...]) -> None:
+        self._reports.pop(inv.request_id, None)
         for line in lines:
             self._log(line)
             inv.log_lines.append(line)
@@ -272,6 +277,11 @@ class Sandbox:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        for request_id, (timer, lines) in list(self._reports.items()):
+            timer.cancel()
+            inv = self._known.get(request_id)
+            if inv is not None:
+                self._emit_report(inv, lines)
         while self._pending:
             self._pending.popleft().finish(error_outcome("ServiceException", "the emulator stopped"))
         if self._starting:

@@ -1,0 +1,76 @@
+"""Our runtime (`python -m aruntime`, the default runtime command) under the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+
+from aruntime.emulator.config import default_runtime_command
+
+from .helpers import LIMIT, emulator, invoke, stream_invoke
+
+APP = '''
+import time
+
+def handler(e, c):
+    yield b"a"
+    yield b"b"
+
+def slow(e, c):
+    for i in range(3):
+        yield f"{time.time():.6f}\\n".encode()
+        time.sleep(0.4)
+
+def broken(e, c):
+    yield b"half"
+    raise ValueError("midstream")
+
+'''
+
+
+def app(tmp_path: Path, func: str) -> str:
+    (tmp_path / "app.py").write_text(APP)
+    return f"{tmp_path}/app.py:{func}"
+
+
+async def test_generator_handler_streams_with_the_default_runtime(tmp_path: Path) -> None:
+    async with emulator(app(tmp_path, "handler"), runtime_command=default_runtime_command()) as emu:
+        _, messages = await stream_invoke(emu, {})
+        assert [m.payload for _, m in messages if m.headers[":event-type"] == "PayloadChunk"] == [b"a", b"b"]
+        assert json.loads(messages[-1][1].payload) == {}
+        status, headers, body = await invoke(emu, {})
+        assert (status, body) == (200, b"ab") and "X-Amz-Function-Error" not in headers
+
+
+async def test_chunks_arrive_while_the_handler_runs(tmp_path: Path) -> None:
+    async with emulator(app(tmp_path, "slow"), runtime_command=default_runtime_command()) as emu:
+        _, messages = await stream_invoke(emu, {})
+        chunks = [(t, m.payload) for t, m in messages if m.headers[":event-type"] == "PayloadChunk"]
+        produced = [float(p) for _, p in chunks]
+        assert len(produced) == 3
+        # The first chunk reached us before the handler produced the last one.
+        assert chunks[0][0] < produced[2] - 0.3
+
+        async def url_call() -> list[float]:
+            got = []
+            async with aiohttp.ClientSession() as session:
+                async with session.get(emu.url + "/") as r:
+                    async for _ in r.content.iter_any():
+                        got.append(time.time())
+            return got
+
+        arrivals = await asyncio.wait_for(url_call(), LIMIT)
+        assert len(arrivals) >= 2 and arrivals[-1] - arrivals[0] > 0.5
+
+
+async def test_midstream_error_from_the_default_runtime(tmp_path: Path) -> None:
+    async with emulator(app(tmp_path, "broken"), runtime_command=default_runtime_command()) as emu:
+        _, messages = await stream_invoke(emu, {})
+        assert messages[0][1].payload == b"half"
+        complete = json.loads(messages[-1][1].payload)
+        assert complete["ErrorCode"] == "Function.ValueError"
+        assert json.loads(complete["ErrorDetails"])["errorMessage"] == "midstream"
