@@ -281,3 +281,20 @@ def test_error_body_system_exit_and_keyboard_interrupt() -> None:
     header, body, _ = errors.error_body(KeyboardInterrupt("stop"), "r")
     assert (header, body["errorType"], body["errorMessage"]) == (
         "Function.KeyboardInterrupt", "KeyboardInterrupt", "stop")
+
+
+def _user_partial() -> None:
+    value = _user_inner()  # the failing call is part of the line
+    print(value)
+
+
+@pytest.mark.xfail(sys.version_info >= (3, 11), strict=True,
+                   reason="BUG: StackSummary.format() adds '^^^^' caret lines on Python 3.11+; the "
+                   "reference formats (file, line, name, text) tuples with traceback.format_list")
+def test_error_body_stack_trace_has_no_caret_lines() -> None:
+    exc = _runner_ns["run"](_user_partial)
+    _, body, _ = errors.error_body(exc, RID)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == __file__]
+    assert body["stackTrace"] == traceback.format_list(
+        [(f.filename, f.lineno, f.name, f.line) for f in frames])
+    assert not any("^" in line for line in body["stackTrace"])

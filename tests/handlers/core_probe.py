@@ -27,14 +27,23 @@ def report(event: Any, context: Any) -> dict[str, Any]:
     }
 
 
-def act(event: Any) -> Any:
-    do = event.get("do", "ok") if isinstance(event, dict) else "ok"
+def _do(event: Any) -> str:
+    return event.get("do", "ok") if isinstance(event, dict) else "ok"
+
+
+def fail(event: Any) -> None:
+    # Each call is a whole line, so no Python version adds "^^^" markers to the trace.
+    do = _do(event)
     if do == "value_error":
         _raise_value_error()
     if do == "system_exit":
         raise SystemExit(3)
     if do == "keyboard_interrupt":
         raise KeyboardInterrupt("stop")
+
+
+def act(event: Any) -> Any:
+    do = _do(event)
     if do == "bytes":
         return b"\x00\xffraw"
     if do == "log":
@@ -43,11 +52,13 @@ def act(event: Any) -> Any:
 
 
 def handler(event: Any, context: Any) -> Any:
+    fail(event)
     special = act(event)
     return special if special is not None else report(event, context)
 
 
 async def async_handler(event: Any, context: Any) -> Any:
+    fail(event)
     special = act(event)
     return special if special is not None else report(event, context)
 
@@ -55,3 +66,20 @@ async def async_handler(event: Any, context: Any) -> Any:
 def slow_handler(event: Any, context: Any) -> Any:
     time.sleep(min(float(event.get("sleep", 0)), 5.0))
     return report(event, context)
+
+
+def echo(event: Any, context: Any) -> Any:
+    """Deterministic output, for exact-bytes tests."""
+    if isinstance(event, dict) and event.get("do") == "bytes":
+        return b"\x00\xffraw"
+    return {"event": event, "rid": context.aws_request_id}
+
+
+async def async_echo(event: Any, context: Any) -> Any:
+    return echo(event, context)
+
+
+def partial_line_error(event: Any, context: Any) -> Any:
+    """The failing call is part of a line: Python 3.11+ tracebacks mark it with carets."""
+    value = _raise_value_error()
+    return value
