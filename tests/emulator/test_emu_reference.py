@@ -8,7 +8,7 @@ import re
 import time
 from pathlib import Path
 
-from .helpers import ECHO, RIC, emulator, invoke
+from .helpers import ECHO, emulator, invoke
 
 
 async def test_buffered_result_and_report_lines() -> None:
@@ -177,4 +177,26 @@ async def test_log_tail() -> None:
         assert "START RequestId" in log and "tail me" in log and "REPORT RequestId" in log
 
 
-_ = RIC
+
+
+
+async def test_reference_client_with_max_concurrency_overlaps() -> None:
+    async with emulator(timeout=10, env={"AWS_LAMBDA_MAX_CONCURRENCY": "2"}) as emu:
+        await invoke(emu, {"warm": 1})
+        started = time.monotonic()
+        results = await asyncio.gather(invoke(emu, {"sleep": 1}), invoke(emu, {"sleep": 1}))
+        assert all("X-Amz-Function-Error" not in h for _, h, _ in results)
+        assert time.monotonic() - started < 1.8  # the two 1 s invokes ran at once
+
+
+async def test_large_result_through_the_reference_client(tmp_path: Path) -> None:
+    # curl inside the reference client sends `Expect: 100-continue` for big bodies.
+    (tmp_path / "big.py").write_text("def handler(event, context):\n    return 'x' * event['n']\n")
+    async with emulator(f"{tmp_path}/big.py:handler") as emu:
+        status, headers, body = await invoke(emu, {"n": 5_000_000})
+        assert status == 200 and len(body) == 5_000_002
+        _, headers, body = await invoke(emu, {"n": 7_000_000})
+        assert headers["X-Amz-Function-Error"] == "Unhandled"
+        assert json.loads(body)["errorType"] == "Function.ResponseSizeTooLarge"
+        status, headers, body = await invoke(emu, {"n": 3})
+        assert body == b'"xxx"'

@@ -123,3 +123,14 @@ async def test_init_error_fails_the_waiting_invoke() -> None:
         _, headers, body = await asyncio.wait_for(caller, 10)
         assert headers["X-Amz-Function-Error"] == "Unhandled"
         assert json.loads(body) == error
+
+
+async def test_restore_next_only_with_snap_start() -> None:
+    for env, expected in (({}, 403), ({"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}, 200)):
+        async with emulator(runtime_command=SLEEPER, env=env) as emu:
+            caller = asyncio.ensure_future(invoke(emu, {}))
+            client = await connect(emu)
+            status, _, _ = await call(client, "GET", "/2018-06-01/runtime/restore/next")
+            assert status == expected
+            caller.cancel()
+            await asyncio.gather(caller, return_exceptions=True)

@@ -127,3 +127,17 @@ async def test_timeout_mid_stream_ends_with_sandbox_timedout() -> None:
         # Restarted: the next stream works.
         _, messages = await stream_invoke(emu, {"chunks": ["again"]})
         assert messages[0][1].payload == b"again"
+
+
+async def test_caller_leaving_mid_stream_does_not_block_the_function() -> None:
+    async with stream_emulator(timeout=10) as emu:
+        async def leave_early() -> None:
+            async with aiohttp.ClientSession() as session:
+                body = {"chunks": ["x" * 65536] * 40, "delay": 0.02}
+                async with session.post(emu.url + "/", json=body) as r:
+                    await r.content.readexactly(10)  # then hang up
+
+        await asyncio.wait_for(leave_early(), LIMIT)
+        await emu.logs.wait_for("RESPONSE 202")  # the runtime still finished its stream
+        status, _, body = await invoke(emu, {"chunks": ["next"], "buffered": True})
+        assert (status, body) == (200, b"next")
