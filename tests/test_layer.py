@@ -126,7 +126,7 @@ def lambda_env(task: Path, runtime_dir: Path, handler: str, wrapper: Path) -> di
         "LAMBDA_TASK_ROOT": str(task),
         "LAMBDA_RUNTIME_DIR": str(runtime_dir),
         "PYTHONPATH": str(runtime_dir),
-        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_python{HOST_PY}",
         "AWS_LAMBDA_EXEC_WRAPPER": str(wrapper),
         "AWS_LAMBDA_FUNCTION_NAME": "layer-test",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
