@@ -60,7 +60,7 @@ class Config:
 
 
 FULL = Config(
-    rounds=5,
+    rounds=7,
     small=(500, 1000, 10000),
     medium=(100, 3000),
     large=(5, 60),
