@@ -61,7 +61,12 @@ fi
 if [ "${ARUNTIME_DISABLE:-}" = 1 ]; then
     exec "$@"
 fi
-here=$(cd "$(dirname "$0")" && pwd)
+# Where the layer is unpacked (/opt on Lambda), found without forking: this runs on every cold start.
+case $0 in
+    /*) here=${0%/*} ;;
+    */*) here=$PWD/${0%/*} ;;
+    *) here=$PWD ;;
+esac
 py=$1
 shift
 # Keep the interpreter options that precede the script; drop the script and its arguments.
