@@ -57,9 +57,14 @@ class Sandbox:
 
     def log(self, line: str) -> None:
         self._log(line)
-        # With one invocation in flight, everything printed belongs to it (for LogResult).
+        # With one invocation in flight, everything printed belongs to it (for LogResult);
+        # so does output that trails its response, until its REPORT is written.
         if len(self._inflight) == 1:
             next(iter(self._inflight.values())).log_lines.append(line)
+        elif not self._inflight and len(self._reports) == 1:
+            request_id = next(iter(self._reports))
+            if (inv := self._known.get(request_id)) is not None:
+                inv.log_lines.append(line)
 
     @property
     def runtime_api(self) -> str | None:
@@ -169,7 +174,7 @@ class Sandbox:
         if self._proc is proc:
             self._proc = self._api = None
         reason = exit_reason(code)
-        lost = [inv for inv in self._inflight.values() if inv.state is not State.DONE]
+        lost = [inv for inv in self._inflight.values() if inv.proc is proc and inv.state is not State.DONE]
         for inv in lost:
             message = f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}"
             self.complete(inv, error_outcome("Runtime.ExitError", message))
@@ -234,7 +239,7 @@ class Sandbox:
         # A moment's grace lets the function's last output lines (read from its pipes)
         # come before END, as they were written before the response.
         self._reports[inv.request_id] = (
-            asyncio.get_running_loop().call_later(0.01, self._emit_report, inv, lines),
+            asyncio.get_running_loop().call_later(0.05, self._emit_report, inv, lines),
             lines,
         )
 

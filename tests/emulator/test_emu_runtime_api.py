@@ -134,3 +134,11 @@ async def test_restore_next_only_with_snap_start() -> None:
             assert status == expected
             caller.cancel()
             await asyncio.gather(caller, return_exceptions=True)
+
+
+async def test_a_runtime_command_that_cannot_start_fails_the_invoke_only() -> None:
+    async with emulator(runtime_command=["/nonexistent/runtime"]) as emu:
+        for _ in range(2):
+            status, headers, body = await invoke(emu, {})
+            assert status == 200 and headers["X-Amz-Function-Error"] == "Unhandled"
+            assert json.loads(body)["errorType"] == "Runtime.InvalidEntrypoint"
