@@ -310,9 +310,9 @@ def parse_frames(data: bytes) -> list[tuple[int, int, bytes]]:
 
 
 async def serve(api: FakeRuntimeAPI, events: list[dict[str, Any]], env: dict[str, str],
-                rid: str = "rid-1") -> RuntimeProcess:
+                rid: str = "rid-1", headers: dict[str, str | None] | None = None) -> RuntimeProcess:
     for i, event in enumerate(events):
-        api.push(event, request_id=f"{rid}-{i}" if len(events) > 1 else rid)
+        api.push(event, request_id=f"{rid}-{i}" if len(events) > 1 else rid, headers=headers)
     proc = await run_runtime([sys.executable, "-m", "aruntime", HANDLER], api, env=env)
     await api.wait(2 * len(events), timeout=T)  # the last /next is still waiting
     api.finish()
@@ -335,7 +335,8 @@ async def test_text_format_lines_on_stdout() -> None:
 async def test_json_format_one_object_per_record() -> None:
     async with FakeRuntimeAPI() as api:
         proc = await serve(api, [{"do": "levels"}, {"do": "fail"}],
-                           {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "DEBUG"})
+                           {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "DEBUG"},
+                           headers={"Lambda-Runtime-Aws-Tenant-Id": "tenant-9"})
     lines = proc.stdout.decode().splitlines()
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     mine = [r for r in records if r.get("logger") == "core"]
@@ -343,6 +344,7 @@ async def test_json_format_one_object_per_record() -> None:
         ("DEBUG", "debug line"), ("INFO", "info line 1"), ("WARNING", "warning line\nsecond line"),
         ("ERROR", {"structured": True, "n": 2}), ("WARNING", "with extra"), ("ERROR", "caught it")]
     assert all(r["requestId"] == "rid-1-0" for r in mine)
+    assert all(r["tenantId"] == "tenant-9" for r in mine)
     assert mine[4]["color"] == "blue"
     assert mine[5]["errorType"] == "ValueError" and mine[5]["errorMessage"] == "logged failure"
     assert not any("taskName" in r for r in records)

@@ -307,12 +307,13 @@ async def test_sync_handler_may_call_asyncio_run(fake_api: FakeRuntimeAPI) -> No
     assert [ex[1].body, ex[3].body] == [b'{"sum":3}', b'{"sum":7}']
 
 
-async def test_trace_id_environment(fake_api: FakeRuntimeAPI) -> None:
+@pytest.mark.parametrize("kind", ["handler", "async_handler"])
+async def test_trace_id_environment(fake_api: FakeRuntimeAPI, kind: str) -> None:
     fake_api.push({}, request_id="t-1", headers={"Lambda-Runtime-Trace-Id": "Root=1-aaa;Sampled=1"})
     fake_api.push({}, request_id="t-2", headers={"Lambda-Runtime-Trace-Id": None})
     fake_api.push({}, request_id="t-3", headers={"Lambda-Runtime-Trace-Id": "Root=1-ccc"})
     fake_api.push({}, request_id="t-4", headers={"Lambda-Runtime-Trace-Id": None})
     # An inherited value must not leak into an invocation without a trace header either.
-    _, ex = await run(fake_api, "tests.handlers.core_probe.async_handler", 8,
+    _, ex = await run(fake_api, f"tests.handlers.core_probe.{kind}", 8,
                       env={"_X_AMZN_TRACE_ID": "Root=inherited"})
     assert [e.json()["trace_env"] for e in ex[1::2]] == ["Root=1-aaa;Sampled=1", None, "Root=1-ccc", None]
