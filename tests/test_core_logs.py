@@ -320,11 +320,12 @@ async def serve(api: FakeRuntimeAPI, events: list[dict[str, Any]], env: dict[str
     return proc
 
 
-async def test_text_format_lines_on_stdout() -> None:
+@pytest.mark.parametrize("env", [{}, {"AWS_LAMBDA_LOG_LEVEL": "VERBOSE"}], ids=["unset", "unknown"])
+async def test_text_format_lines_on_stdout(env: dict[str, str]) -> None:
     async with FakeRuntimeAPI() as api:
-        proc = await serve(api, [{"do": "levels"}], {})
+        proc = await serve(api, [{"do": "levels"}], env)
     out = proc.stdout.decode()
-    # No AWS_LAMBDA_LOG_LEVEL: the root logger stays at WARNING, debug and info are not shown.
+    # No usable AWS_LAMBDA_LOG_LEVEL: the root stays at WARNING, debug and info are not shown.
     assert "debug line" not in out and "info line" not in out
     ts = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
     assert re.search(rf"(?m)^\[WARNING\]\t{ts}\trid-1\twarning line\nsecond line\n", out), out

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from aruntime import __version__
-from fakeapi import REPO_ROOT, Exchange, FakeRuntimeAPI, RuntimeProcess, run_runtime
+from fakeapi import DEFAULT_ARN, REPO_ROOT, Exchange, FakeRuntimeAPI, RuntimeProcess, run_runtime
 
 T = 10.0
 UA = f"aruntime/{__version__} (python/{sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2]})"
@@ -317,3 +317,25 @@ async def test_trace_id_environment(fake_api: FakeRuntimeAPI, kind: str) -> None
     _, ex = await run(fake_api, f"tests.handlers.core_probe.{kind}", 8,
                       env={"_X_AMZN_TRACE_ID": "Root=inherited"})
     assert [e.json()["trace_env"] for e in ex[1::2]] == ["Root=1-aaa;Sampled=1", None, "Root=1-ccc", None]
+
+
+async def test_context_on_the_wire_matches_reference_repr(fake_api: FakeRuntimeAPI,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from awslambdaric.lambda_context import LambdaContext as Reference
+
+    env = {"AWS_LAMBDA_FUNCTION_NAME": "fn", "AWS_LAMBDA_FUNCTION_VERSION": "7",
+           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512", "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/fn",
+           "AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/27/[7]abc"}
+    client_context = {"custom": {"k": "v"}, "env": {"os": "x"},
+                      "client": {"installation_id": "i", "app_title": "t"},
+                      "w3c": {"traceparent": "00-1-2-01", "junk": "x"}}
+    identity = {"cognitoIdentityId": "id-1", "cognitoIdentityPoolId": "pool-1"}
+    fake_api.push({}, request_id="ctx-1", headers={
+        "Lambda-Runtime-Client-Context": json.dumps(client_context),
+        "Lambda-Runtime-Cognito-Identity": json.dumps(identity),
+        "Lambda-Runtime-Aws-Tenant-Id": "tenant-1"})
+    _, ex = await run(fake_api, "tests.handlers.core_probe.context_repr", 2, env=env)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    expected = Reference("ctx-1", client_context, identity, 0, DEFAULT_ARN, "tenant-1")
+    assert ex[1].json() == {"repr": repr(expected), "w3c": {"traceparent": "00-1-2-01"}, "memory": "512"}

@@ -83,3 +83,7 @@ def partial_line_error(event: Any, context: Any) -> Any:
     """The failing call is part of a line: Python 3.11+ tracebacks mark it with carets."""
     value = _raise_value_error()
     return value
+
+
+def context_repr(event: Any, context: Any) -> Any:
+    return {"repr": repr(context), "w3c": context.w3c(), "memory": context.memory_limit_in_mb}
