@@ -304,7 +304,8 @@ async def test_sync_handler_may_call_asyncio_run(fake_api: FakeRuntimeAPI) -> No
     fake_api.push({"a": 1, "b": 2})
     fake_api.push({"a": 3, "b": 4})
     _, ex = await run(fake_api, "tests.handlers.core_loop.sync_with_asyncio_run", 4)
-    assert [ex[1].body, ex[3].body] == [b'{"sum":3}', b'{"sum":7}']
+    # Called on the main thread, no loop running: no thread hop for a plain def handler.
+    assert [ex[1].body, ex[3].body] == [b'{"sum":3,"main_thread":true}', b'{"sum":7,"main_thread":true}']
 
 
 @pytest.mark.parametrize("kind", ["handler", "async_handler"])

@@ -8,6 +8,7 @@ invocation the task is gone and the await fails ("bound to a different event loo
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 _state: dict[str, Any] = {}
@@ -41,4 +42,5 @@ def sync_with_asyncio_run(event: Any, context: Any) -> Any:
         return a + b
 
     # Sync handlers run with no loop running, as under the reference client.
-    return {"sum": asyncio.run(add(event["a"], event["b"]))}
+    return {"sum": asyncio.run(add(event["a"], event["b"])),
+            "main_thread": threading.current_thread() is threading.main_thread()}
