@@ -201,6 +201,7 @@ class Sandbox:
             self.config.timeout, self._on_timeout, inv, proc
         )
         proc.max_memory_mb()  # remembered, in case the process is gone by REPORT time
+        self._flush_reports()  # the previous END/REPORT before this START
         self.log(f"START RequestId: {inv.request_id} Version: $LATEST")
 
     def _on_timeout(self, inv: Invocation, proc: RuntimeProcess) -> None:
@@ -243,6 +244,14 @@ class Sandbox:
             lines,
         )
 
+    def _flush_reports(self) -> None:
+        for request_id, (timer, lines) in list(self._reports.items()):
+            timer.cancel()
+            inv = self._known.get(request_id)
+            if inv is not None:
+                self._emit_report(inv, lines)
+            self._reports.pop(request_id, None)
+
     def _emit_report(self, inv: Invocation, lines: tuple[str, ...]) -> None:
         self._reports.pop(inv.request_id, None)
         for line in lines:
@@ -282,11 +291,7 @@ class Sandbox:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        for request_id, (timer, lines) in list(self._reports.items()):
-            timer.cancel()
-            inv = self._known.get(request_id)
-            if inv is not None:
-                self._emit_report(inv, lines)
+        self._flush_reports()
         while self._pending:
             self._pending.popleft().finish(error_outcome("ServiceException", "the emulator stopped"))
         if self._starting:
