@@ -130,10 +130,6 @@ async def test_error_post_exact(fake_api: FakeRuntimeAPI, handler: str) -> None:
     assert b"[ERROR] ValueError: bad value\rTraceback (most recent call last):\r" in proc.stdout
 
 
-@pytest.mark.xfail(sys.version_info >= (3, 11), strict=True,
-                   reason="BUG: errors.describe uses StackSummary.format(), which on Python 3.11+ adds "
-                   "'^^^^' caret lines; the reference's stackTrace is traceback.format_list of "
-                   "(file, line, name, text) tuples, which has none")
 async def test_error_stack_trace_has_no_caret_lines(fake_api: FakeRuntimeAPI) -> None:
     fake_api.push({}, request_id="e-2")
     _, ex = await run(fake_api, "tests.handlers.core_probe.partial_line_error", 2)

@@ -288,9 +288,6 @@ def _user_partial() -> None:
     print(value)
 
 
-@pytest.mark.xfail(sys.version_info >= (3, 11), strict=True,
-                   reason="BUG: StackSummary.format() adds '^^^^' caret lines on Python 3.11+; the "
-                   "reference formats (file, line, name, text) tuples with traceback.format_list")
 def test_error_body_stack_trace_has_no_caret_lines() -> None:
     exc = _runner_ns["run"](_user_partial)
     _, body, _ = errors.error_body(exc, RID)
