@@ -178,14 +178,21 @@ async def _answer(request: web.Request, inv: Invocation, sandbox: Sandbox) -> we
         response.headers["Content-Type"] = first.content_type
     response.headers["X-Amzn-RequestId"] = inv.request_id
     await response.prepare(request)
-    if rest:
-        await response.write(rest)
-    while ended is None:
-        item = await inv.next_item()
-        if isinstance(item, bytes):
-            await response.write(item)
-        elif isinstance(item, Outcome):
-            ended = item
+    try:
+        if rest:
+            await response.write(rest)
+        while ended is None:
+            item = await inv.next_item()
+            if isinstance(item, bytes):
+                await response.write(item)
+            elif isinstance(item, Outcome):
+                ended = item
+    except ConnectionError:
+        # The caller hung up: no traceback, the function's stream is simply no longer read.
+        # aiohttp's own write_eof on this prepared response fails quietly.
+        inv.detach()
+        sandbox.log("Function URL: the caller closed the connection mid-stream")
+        return response
     if not ended.ok:
         sandbox.log(f"Function URL: response stream ended with {ended.error_type}: {ended.error_message}")
     await response.write_eof()
