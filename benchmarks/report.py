@@ -36,6 +36,8 @@ def metrics(cfg: Config) -> list[Metric]:
         Metric("init_ms", "Init: start → first `GET /next`, empty handler", "ms", "invokes", goal=1.0),
         Metric("init_boto3_ms", "Init: start → first `GET /next`, `import boto3`", "ms", "init_boto3", goal=1.0),
         Metric("init_cpu_ms", "Init CPU, empty handler", "ms", "invokes"),
+        Metric("init_rss_mib", "RSS at first `GET /next`, empty handler", "MiB", "invokes", goal=1.0),
+        Metric("init_boto3_rss_mib", "RSS at first `GET /next`, `import boto3`", "MiB", "init_boto3", goal=1.0),
         Metric("cpu_us_100B", "CPU per invoke, 100 B event", "µs", "invokes", goal=0.7),
         Metric("cpu_us_10KiB", "CPU per invoke, 10 KiB event", "µs", "invokes", goal=0.7),
         Metric("cpu_us_1MiB", "CPU per invoke, 1 MiB event", "µs", "invokes", goal=0.7),
@@ -107,24 +109,31 @@ def render_markdown(
     started: str,
     seconds: float,
     runtimes: list[str],
+    command: str = "python -m benchmarks",
 ) -> str:
     lines = [
         "# aruntime vs awslambdaric 4.2.2",
         "",
         f"- Date: {started} · run time {seconds:.0f} s · mode `{mode}` "
         f"({cfg.rounds} rounds, {cfg.conc_rounds} for concurrency; runtimes alternate each round)",
+        f"- Command: `{command}`",
         f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['python']}, {machine['os']}",
         "- Cells: median (min–max) over rounds. CPU is the runtime process's own user+sys time "
         "(its POSIX CPU clock), read by the Runtime API server between `GET /next` requests.",
         "- `floor`: a blocking-socket loop doing only HTTP framing, JSON and the handler call.",
         "",
-        "| Measure | unit | floor | awslambdaric | aruntime | aruntime / ref | goal | floor / ref |",
-        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    # The three contract columns always, in this order; bounds (asyncio-h11...) after them.
+    columns = list(COLUMNS) + [rt for rt in runtimes if rt not in COLUMNS]
+    extra = ["asyncio-raw", "asyncio-h11"]
+    lines += [
+        f"| Measure | unit | {' | '.join(columns)} | aruntime / ref | goal | floor / ref |",
+        "|---|---|" + "---:|" * len(columns) + "---:|---|---:|",
     ]
     for m in metrics(cfg):
         row = results.get(m.key, {})
         cells = []
-        for rt in COLUMNS:
+        for rt in columns:
             if rt not in runtimes:
                 cells.append("—")
                 continue
@@ -141,13 +150,20 @@ def render_markdown(
             f"| {m.label} | {m.unit} | {' | '.join(cells)} | "
             f"{f'{r:.2f}×' if r is not None else '—'} | {goal} | {f'{rf:.2f}×' if rf is not None else '—'} |"
         )
+    if any(rt in runtimes for rt in extra):
+        lines += [
+            "",
+            "`asyncio-h11` / `asyncio-raw` are bounds from `lean_loop.py`: the cheapest loop on an "
+            "`asyncio.Protocol` with h11 framing / with hand parsing. No context, logging or error "
+            "handling; they show what asyncio and h11 cost by themselves.",
+        ]
     if failures:
         lines += ["", "Runs that produced no numbers:", ""]
         for (rt, scen), why in sorted(failures.items()):
             lines.append(f"- `{rt}` / `{scen}`: {why.replace('|', '/')[:300]}")
     lines += [
         "",
-        "Reproduce: `python -m benchmarks` (full, ~10 min on 2 cores) or `python -m benchmarks --quick` (~30 s).",
+        "Reproduce: `python -m benchmarks` (full, ~4 min on 2 cores) or `python -m benchmarks --quick` (~30 s).",
         "",
     ]
     return "\n".join(lines)

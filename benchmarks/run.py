@@ -17,7 +17,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
     __package__ = "benchmarks"
 
 from . import procstat, report  # noqa: E402
-from .scenarios import FULL, QUICK, TINY, Config, Runtime, RunFailed, Scenarios, all_runtimes  # noqa: E402
+from .scenarios import DEFAULT_RUNTIMES, FULL, QUICK, TINY, Config, Runtime, RunFailed, Scenarios, all_runtimes  # noqa: E402
 from .server import RuntimeAPIServer  # noqa: E402
 
 
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="2 rounds, fewer invokes (~30 s)")
     mode.add_argument("--tiny", action="store_true", help="a few invokes each: proves the harness works")
     ap.add_argument("--rounds", type=int, help="override the number of rounds")
-    ap.add_argument("--runtimes", default="floor,awslambdaric,aruntime", help="comma-separated subset")
+    ap.add_argument("--runtimes", default=",".join(DEFAULT_RUNTIMES),
+                    help="comma-separated, in column order; also: asyncio-h11, asyncio-raw (bounds)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args(argv)
 
@@ -100,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds:
         cfg = Config(**{**cfg.__dict__, "rounds": args.rounds})
     wanted = [n.strip() for n in args.runtimes.split(",") if n.strip()]
-    runtimes = [rt for rt in all_runtimes() if rt.name in wanted]
+    known = {rt.name: rt for rt in all_runtimes()}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        ap.error(f"unknown runtime(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    runtimes = [known[n] for n in wanted]
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "runtimes.log"
     log_path.write_bytes(b"")
@@ -110,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     results, failures = asyncio.run(run_all(cfg, runtimes, log_path))
     seconds = time.monotonic() - t0
     machine = procstat.machine_info()
-    md = report.render_markdown(cfg, name, results, failures, machine, started, seconds, [rt.name for rt in runtimes])
+    command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
+    md = report.render_markdown(cfg, name, results, failures, machine, started, seconds,
+                                [rt.name for rt in runtimes], command)
     (args.out / "latest.md").write_text(md, encoding="utf-8")
     (args.out / "latest.json").write_text(
         json.dumps(

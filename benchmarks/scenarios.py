@@ -28,8 +28,13 @@ class Runtime:
     async_handlers: bool = False
 
 
+DEFAULT_RUNTIMES = ("floor", "awslambdaric", "aruntime")
+
+
 def all_runtimes() -> list[Runtime]:
+    """Every runtime the harness knows; the last two are bounds, run only when asked for."""
     py = sys.executable
+    lean = str(BENCH_DIR / "lean_loop.py")
     return [
         Runtime("floor", (py, str(BENCH_DIR / "floor.py"))),
         Runtime("awslambdaric", (py, "-m", "awslambdaric"), concurrency=True),
@@ -40,6 +45,8 @@ def all_runtimes() -> list[Runtime]:
             concurrency=True,
             async_handlers=True,
         ),
+        Runtime("asyncio-h11", (py, lean)),
+        Runtime("asyncio-raw", ("/usr/bin/env", "LEAN_RAW=1", py, lean)),
     ]
 
 
@@ -271,7 +278,9 @@ class Scenarios:
 
     async def init_boto3(self, rt: Runtime) -> Metrics:
         s = await self._run(rt, "bench_boto3.echo", Marks().session())
-        return _init_metrics(s, "init_boto3")
+        out = _init_metrics(s, "init_boto3")
+        out["init_boto3_rss_mib"] = (s.samples[0].mem_kib or 0) / 1024
+        return out
 
     async def invokes(self, rt: Runtime) -> Metrics:
         """Init, then 100 B / 10 KiB / 1 MiB echo invokes one at a time, in one process."""
@@ -290,6 +299,7 @@ class Scenarios:
             out[f"ips_{key}"] = n / wall
         sa, sb = s.samples[small_start], s.samples[small_end]
         out["server_cpu_us_100B"] = (sb.server_cpu_s - sa.server_cpu_s) / (sb.finished - sa.finished) * 1e6
+        out["init_rss_mib"] = (s.samples[0].mem_kib or 0) / 1024
         out["rss_first_mib"] = (s.samples[mem_first].mem_kib or 0) / 1024
         out["rss_last_mib"] = (s.samples[small_end].mem_kib or 0) / 1024
         out["rss_growth_kib"] = float((s.samples[small_end].mem_kib or 0) - (s.samples[mem_first].mem_kib or 0))
