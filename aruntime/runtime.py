@@ -27,6 +27,8 @@ from .protocol import Invocation
 def main(handler_spec: str | None) -> int:
     """Run the runtime; returns the process exit status."""
     concurrency = max_concurrency(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY"))
+    # Created before logging is set up: its "Using selector" debug record is not the function's.
+    loop = asyncio.new_event_loop()
     # Lambda Managed Instances accept only JSON logs (SPEC §5).
     logs = Logs(force_json=concurrency > 1)
     logs.install()
@@ -35,7 +37,6 @@ def main(handler_spec: str | None) -> int:
         sys.stderr.write("aruntime: AWS_LAMBDA_RUNTIME_API is not set\n")
         return 1
     client = RuntimeClient(address)
-    loop = asyncio.new_event_loop()
     # Module-level code that asks for "the" loop gets the one that will run its coroutines.
     asyncio.set_event_loop(loop)
     try:
