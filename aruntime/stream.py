@@ -8,7 +8,6 @@ opens the streamed `/response` at the first byte (SPEC §3).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar, overload
 
 import orjson
@@ -21,9 +20,13 @@ PRELUDE_LIMIT = 16 * 1024
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
 class StreamOptions:
-    content_type: str = OCTET_STREAM
+    """What `@streaming` attaches to a handler."""
+
+    __slots__ = ("content_type",)
+
+    def __init__(self, content_type: str = OCTET_STREAM) -> None:
+        self.content_type = content_type
 
 
 @overload
@@ -47,7 +50,6 @@ def streaming(func: Any = None, *, content_type: str = OCTET_STREAM) -> Any:
     return mark(func) if func is not None else mark
 
 
-@dataclass
 class HttpResponse:
     """Status, headers and cookies of a Function URL / API Gateway streamed response.
 
@@ -55,9 +57,24 @@ class HttpResponse:
     `application/vnd.awslambda.http-integration-response`, a JSON prelude, 8 NUL bytes, body.
     """
 
-    status_code: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
-    cookies: Sequence[str] = field(default_factory=list)
+    # A plain class, not a dataclass: building dataclasses costs start-up time.
+    __slots__ = ("status_code", "headers", "cookies")
+
+    def __init__(self, status_code: int = 200, headers: Mapping[str, str] | None = None,
+                 cookies: Sequence[str] | None = None) -> None:
+        self.status_code = status_code
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.cookies: Sequence[str] = cookies if cookies is not None else []
+
+    def __repr__(self) -> str:
+        return (f"HttpResponse(status_code={self.status_code!r}, headers={self.headers!r}, "
+                f"cookies={self.cookies!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HttpResponse):
+            return NotImplemented
+        return (self.status_code, dict(self.headers), list(self.cookies)) == (
+            other.status_code, dict(other.headers), list(other.cookies))
 
     def prelude(self) -> bytes:
         """The JSON prelude and its separator. JSON escapes NUL, so none can appear raw."""
