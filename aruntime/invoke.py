@@ -15,7 +15,7 @@ import logging
 import os
 from base64 import b64encode
 from concurrent.futures import Executor
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from . import errors, protocol
 from .connection import RuntimeClient, StreamedRequest
@@ -169,8 +169,12 @@ class Invoker:
         if returned is not None:
             log.warning("streaming handler returned %r; the value is ignored (write it to the "
                         "stream instead)", type(returned).__name__)
+        await self._ending(inv, stream.close())
+
+    async def _ending(self, inv: protocol.Invocation, ending: Awaitable[None]) -> None:
+        """Finish a stream: a lost connection or a non-fatal answer fails only this invocation."""
         try:
-            await stream.close()
+            await ending
         except (ConnectionError, StreamDisconnectedError) as e:
             log.warning("response stream for %s lost: %s", inv.request_id, e)
         except RuntimeAPIError as e:
@@ -198,14 +202,7 @@ class Invoker:
         if stream.closed:
             return  # the response already ended; the log line is all that can be said
         trailers = protocol.error_trailers(header, b64encode(dumps(error)))
-        try:
-            await sink.end(trailers)
-        except (ConnectionError, StreamDisconnectedError) as e:
-            log.warning("response stream for %s lost: %s", inv.request_id, e)
-        except RuntimeAPIError as e:
-            if e.fatal:
-                raise
-            log.warning("%s", e)
+        await self._ending(inv, sink.end(trailers))
 
 
 class _StreamSink:

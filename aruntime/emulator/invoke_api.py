@@ -98,9 +98,12 @@ async def collect(inv: Invocation, cap: int = MAX_BUFFERED) -> tuple[ResponseHea
             return head, bytes(body), item
 
 
-async def invoke(request: web.Request) -> web.StreamResponse:
+async def _accept(
+    request: web.Request, kinds: tuple[str, ...]
+) -> tuple[Invocation, str, dict[str, str]] | web.Response:
+    """(invocation, invocation type, answer headers), or the service's answer to a bad or dry run."""
     kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-    if kind not in ("RequestResponse", "Event", "DryRun"):
+    if kind not in kinds:
         return service_error(400, "InvalidParameterValueException", f"Unsupported invocation type {kind}")
     inv = await _prepare(request)
     if isinstance(inv, web.Response):
@@ -109,6 +112,14 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     if kind == "DryRun":
         return web.Response(status=204, headers=headers)
     request.app[SANDBOX].submit(inv)
+    return inv, kind, headers
+
+
+async def invoke(request: web.Request) -> web.StreamResponse:
+    accepted = await _accept(request, ("RequestResponse", "Event", "DryRun"))
+    if isinstance(accepted, web.Response):
+        return accepted
+    inv, kind, headers = accepted
     if kind == "Event":
         inv.detach()  # nobody reads the answer; the runtime must never wait on it
         return web.Response(status=202, headers=headers)
@@ -127,16 +138,10 @@ async def invoke(request: web.Request) -> web.StreamResponse:
 
 
 async def invoke_stream(request: web.Request) -> web.StreamResponse:
-    kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-    if kind not in ("RequestResponse", "DryRun"):
-        return service_error(400, "InvalidParameterValueException", f"Unsupported invocation type {kind}")
-    inv = await _prepare(request)
-    if isinstance(inv, web.Response):
-        return inv
-    headers = {"X-Amz-Executed-Version": "$LATEST", "X-Amzn-RequestId": inv.request_id}
-    if kind == "DryRun":
-        return web.Response(status=204, headers=headers)
-    request.app[SANDBOX].submit(inv)
+    accepted = await _accept(request, ("RequestResponse", "DryRun"))
+    if isinstance(accepted, web.Response):
+        return accepted
+    inv, _, headers = accepted
     response = web.StreamResponse(headers={**headers, "Content-Type": eventstream.CONTENT_TYPE})
     try:
         await response.prepare(request)
