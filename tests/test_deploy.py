@@ -1,4 +1,4 @@
-"""The deploy recipes under deploy/, each run the way AWS would run it (without AWS or Docker).
+"""The deploy recipes under examples/deploy/, each run the way AWS would run it (without AWS or Docker).
 
 - Dockerfiles: their ENTRYPOINT + CMD, read from the file, run as is (the image's interpreter
   mapped to this one), with the function code where the Dockerfile COPYs it.
@@ -35,7 +35,7 @@ from test_layer import (
 
 from aruntime.layer import WRAPPER_NAME
 
-DEPLOY = REPO_ROOT / "deploy"
+DEPLOY = REPO_ROOT / "examples" / "deploy"
 EXAMPLE = DEPLOY / "example"
 HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
 # Where each image keeps its interpreter; the rest of the command line runs unchanged.
@@ -106,7 +106,7 @@ def test_dockerfile_shape(name: str) -> None:
     assert any("pip install" in run and "aruntime" in run.replace("${ARUNTIME}", image["args"]["ARUNTIME"])
                for run in image["run"])
     ((sources, dest),) = image["copies"]
-    assert sources == ["deploy/example/"] and (REPO_ROOT / sources[0]).is_dir()
+    assert sources == ["examples/deploy/example/"] and (REPO_ROOT / sources[0]).is_dir()
     assert dest.rstrip("/") == image["env"]["LAMBDA_TASK_ROOT"] == "/var/task"
 
 
@@ -143,7 +143,7 @@ def url_event(query: dict[str, str]) -> dict[str, Any]:
 
 
 async def check_example(api: FakeRuntimeAPI, proc: RuntimeProcess) -> None:
-    """deploy/example/app.py: streamed Function URL answer, and its validation error."""
+    """examples/deploy/example/app.py: streamed Function URL answer, and its validation error."""
     rid = api.push(url_event({"n": "3"}))
     ex = await response_of(api, proc, rid)
     lines = [b"line 1 of 3\n", b"line 2 of 3\n", b"line 3 of 3\n", f"done: {rid}\n".encode()]
@@ -250,7 +250,7 @@ def test_sam_template_wires_layer_wrapper_and_streaming() -> None:
     # The layer zip the template uploads is the one the README recipe builds (and git ignores).
     assert layer["ContentUri"].endswith(".zip")
     readme = (DEPLOY / "README.md").read_text()
-    assert f"-o deploy/{layer['ContentUri']}" in readme
+    assert f"-o examples/deploy/{layer['ContentUri']}" in readme
     assert "aruntime-layer*.zip" in (DEPLOY / ".gitignore").read_text().split()
 
 
