@@ -165,3 +165,10 @@ async def test_500_after_stream_exits(fake_api):
     assert await proc.wait(15) == 1
     assert len([e for e in fake_api.exchanges if e.method == "POST"]) == 1
     assert b"answered 500" in proc.stderr
+
+
+async def test_generator_return_value_is_logged_as_ignored(fake_api):
+    _, (post,), proc = await serve(fake_api, "returns_value", {})
+    assert post.body == b"x" and post.status == 202
+    assert b"[WARNING]\t" in proc.stdout
+    assert b"streaming handler returned 'str'; the value is ignored" in proc.stdout
