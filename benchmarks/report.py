@@ -116,7 +116,7 @@ def render_markdown(
         "",
         f"- Date: {started} · run time {seconds:.0f} s · mode `{mode}` "
         f"({cfg.rounds} rounds, {cfg.conc_rounds} for concurrency; runtimes alternate each round)",
-        f"- Command: `{command}`",
+        f"- Command: `{command}` · aruntime at commit {machine.get('aruntime', 'unknown')}",
         f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['python']}, {machine['os']}",
         "- Cells: median (min–max) over rounds. CPU is the runtime process's own user+sys time "
         "(its POSIX CPU clock), read by the Runtime API server between `GET /next` requests.",

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,8 +43,8 @@ async def run_all(
         t0 = time.monotonic()
         try:
             got = await job
-        except (RunFailed, asyncio.TimeoutError, OSError) as e:
-            failures[(rt.name, scenario)] = str(e) or type(e).__name__
+        except Exception as e:  # noqa: BLE001 - one broken scenario must not lose the run
+            failures[(rt.name, scenario)] = (str(e) if isinstance(e, RunFailed) else "") or repr(e)
             say(f"  {rt.name:12} {scenario:10} FAILED: {str(e)[:200]}")
             return
         for key, value in got.items():
@@ -80,6 +81,21 @@ async def run_all(
     return results, failures
 
 
+def _revision() -> str:
+    """The work tree's commit, so a table can be tied to the runtime code it measured."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "aruntime"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev or "unknown") + (" + uncommitted changes in aruntime/" if dirty else "")
+
+
 def _init_only():
     from .scenarios import Marks
 
@@ -107,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown runtime(s) {', '.join(unknown)}; known: {', '.join(known)}")
     runtimes = [known[n] for n in wanted]
     args.out.mkdir(parents=True, exist_ok=True)
-    log_path = args.out / "runtimes.log"
+    # What the runtimes print (kept out of results/: it is for diagnosing a failed run).
+    log_path = Path(tempfile.gettempdir()) / "aruntime-bench-runtimes.log"
     log_path.write_bytes(b"")
 
     started = time.strftime("%Y-%m-%d %H:%M %Z")
@@ -115,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     results, failures = asyncio.run(run_all(cfg, runtimes, log_path))
     seconds = time.monotonic() - t0
     machine = procstat.machine_info()
+    machine["aruntime"] = _revision()
     command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
     md = report.render_markdown(cfg, name, results, failures, machine, started, seconds,
                                 [rt.name for rt in runtimes], command)
@@ -136,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     png = report.render_png(cfg, results, args.out / "latest.png")
     print()
     print(md)
+    if failures:
+        print(f"runtime output: {log_path}")
     print(f"wrote {args.out / 'latest.md'}" + (f" and {args.out / 'latest.png'}" if png else " (no matplotlib: no PNG)"))
     return 0
 

@@ -242,7 +242,8 @@ class _Conn(asyncio.Protocol):
             if head[4 : 4 + len(NEXT_PATH)] == NEXT_PATH:
                 i = s.gets
                 s.gets = i + 1
-                if i in s.marks:
+                # Under concurrency the end is sampled at the last response (end_invoke).
+                if i in s.marks and not (s.concurrent and i >= s.total):
                     s.sample(i, now)
                 if i >= s.total:
                     if not s.concurrent and i == s.total:
