@@ -31,8 +31,9 @@ async def _profile(rt: Runtime, size: str, invokes: int, out: Path, log: Path) -
         session = m.session()
         session.exit_status = 500
         # `-m cProfile -o OUT -m module` for runtimes run as modules, `-m cProfile -o OUT script`.
-        argv = rt.argv[1:]
-        prof = Runtime(rt.name, (sys.executable, "-m", "cProfile", "-o", str(out), *argv))
+        flags = [a for a in rt.argv[1:2] if a == "-S"]
+        argv = rt.argv[1 + len(flags) :]
+        prof = Runtime(rt.name, (sys.executable, *flags, "-m", "cProfile", "-o", str(out), *argv))
         await run_session(server, prof, "bench_handlers.echo", session, timeout=300, log_path=log)
         # The runtime exits on the 500; give it a moment to write the profile.
         for _ in range(100):
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         mod = "awslambdaric.__main__" if rt.name == "awslambdaric" else "aruntime.__main__"
         env = _env("127.0.0.1:9", "bench_handlers.echo", None)
         err = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", f"import {mod}"],
+            [sys.executable, "-S", "-X", "importtime", "-c", f"import {mod}"],
             cwd=HANDLERS_DIR, env=env, capture_output=True, text=True, timeout=60,
         ).stderr
         rows = [ln.split("|") for ln in err.splitlines() if ln.startswith("import time:") and "|" in ln]

@@ -121,6 +121,8 @@ def render_markdown(
         "- Cells: median (min–max) over rounds. CPU is the runtime process's own user+sys time "
         "(its POSIX CPU clock), read by the Runtime API server between `GET /next` requests.",
         "- `floor`: a blocking-socket loop doing only HTTP framing, JSON and the handler call.",
+        "- Runtimes start as `python -S` with site-packages on `PYTHONPATH` (no `.pth` hooks such "
+        "as an editable install's finder, which no deployed function runs); `--site` turns that off.",
         "",
     ]
     # The three contract columns always, in this order; bounds (asyncio-h11...) after them.

@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, help="override the number of rounds")
     ap.add_argument("--runtimes", default=",".join(DEFAULT_RUNTIMES),
                     help="comma-separated, in column order; also: asyncio-h11, asyncio-raw (bounds)")
+    ap.add_argument("--site", action="store_true",
+                    help="start runtimes without -S (run the venv's .pth hooks at every start)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args(argv)
 
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds:
         cfg = Config(**{**cfg.__dict__, "rounds": args.rounds})
     wanted = [n.strip() for n in args.runtimes.split(",") if n.strip()]
-    known = {rt.name: rt for rt in all_runtimes()}
+    known = {rt.name: rt for rt in all_runtimes(site=args.site)}
     unknown = [n for n in wanted if n not in known]
     if unknown:
         ap.error(f"unknown runtime(s) {', '.join(unknown)}; known: {', '.join(known)}")

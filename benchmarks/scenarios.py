@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import site
 import sys
 import time
 from dataclasses import dataclass
@@ -31,22 +32,27 @@ class Runtime:
 DEFAULT_RUNTIMES = ("floor", "awslambdaric", "aruntime")
 
 
-def all_runtimes() -> list[Runtime]:
-    """Every runtime the harness knows; the last two are bounds, run only when asked for."""
-    py = sys.executable
+def all_runtimes(site: bool = False) -> list[Runtime]:
+    """Every runtime the harness knows; the last two are bounds, run only when asked for.
+
+    Unless `site`, runtimes start with `python -S`: `site` runs every `.pth` hook in the venv,
+    and an editable install's finder plus setuptools' distutils hack cost ~17 ms of each start
+    here, which no deployed function pays. `_env` puts site-packages on PYTHONPATH instead.
+    """
+    py: tuple[str, ...] = (sys.executable,) if site else (sys.executable, "-S")
     lean = str(BENCH_DIR / "lean_loop.py")
     return [
-        Runtime("floor", (py, str(BENCH_DIR / "floor.py"))),
-        Runtime("awslambdaric", (py, "-m", "awslambdaric"), concurrency=True),
+        Runtime("floor", (*py, str(BENCH_DIR / "floor.py"))),
+        Runtime("awslambdaric", (*py, "-m", "awslambdaric"), concurrency=True),
         Runtime(
             "aruntime",
-            (py, "-m", "aruntime"),
+            (*py, "-m", "aruntime"),
             streaming=True,
             concurrency=True,
             async_handlers=True,
         ),
-        Runtime("asyncio-h11", (py, lean)),
-        Runtime("asyncio-raw", ("/usr/bin/env", "LEAN_RAW=1", py, lean)),
+        Runtime("asyncio-h11", (*py, lean)),
+        Runtime("asyncio-raw", ("/usr/bin/env", "LEAN_RAW=1", *py, lean)),
     ]
 
 
@@ -156,8 +162,9 @@ def _env(api: str, handler: str, extra: dict[str, str] | None) -> dict[str, str]
         AWS_LAMBDA_LOG_STREAM_NAME="2026/01/01/[$LATEST]bench",
         AWS_REGION="us-east-1",
         AWS_DEFAULT_REGION="us-east-1",
-        # The work tree, so `-m aruntime` runs this checkout whether installed or not.
-        PYTHONPATH=str(REPO_DIR) + (os.pathsep + path if path else ""),
+        # The work tree, so `-m aruntime` runs this checkout whether installed or not; then
+        # site-packages, for runtimes started with -S (no .pth hooks).
+        PYTHONPATH=os.pathsep.join([str(REPO_DIR), *site.getsitepackages(), *([path] if path else [])]),
     )
     env.update(extra or {})
     return env
