@@ -1,8 +1,8 @@
 """The Lambda Runtime API, sans-IO.
 
-Pure functions that turn what the runtime wants to say into `h11` events and what the Runtime
-API answers into plain values. Nothing here touches a socket, the clock or the event loop; the
-asyncio shell in `connection.py` moves the bytes.
+Pure functions that turn what the runtime wants to say into request heads and what the Runtime
+API answers into plain values. Nothing here touches a socket, the clock or the event loop;
+`wire.py` frames the heads as HTTP/1.1 and the asyncio shell in `connection.py` moves the bytes.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import re
 import sys
 from typing import NamedTuple
 
-import h11
-
 from . import __version__
+from .wire import RequestHead
 
 PREFIX = "/2018-06-01/runtime"
 NEXT_TARGET = PREFIX + "/invocation/next"
@@ -97,20 +96,29 @@ def _base_headers(host: bytes) -> list[tuple[bytes, bytes]]:
     return [(b"Host", host), (b"User-Agent", USER_AGENT)]
 
 
-def get_request(host: bytes, target: str) -> h11.Request:
+def get_request(host: bytes, target: str) -> RequestHead:
     """A `GET` (for `/next` and `/restore/next`); built once and reused."""
-    return h11.Request(method="GET", target=target, headers=_base_headers(host))
+    return RequestHead(b"GET", target.encode(), _base_headers(host))
 
 
-def _post(host: bytes, target: str, headers: list[tuple[bytes, bytes]]) -> h11.Request:
-    return h11.Request(method="POST", target=target, headers=_base_headers(host) + headers)
+def _post(host: bytes, target: str, headers: list[tuple[bytes, bytes]]) -> RequestHead:
+    return RequestHead(b"POST", target.encode(), _base_headers(host) + headers)
+
+
+_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def header_value(text: str) -> bytes:
+    """`text` as a header value: control characters (a hostile exception class name could
+    carry CR/LF) become '?', surrounding blanks go."""
+    return _HEADER_UNSAFE.sub("?", text).strip().encode("utf-8", "replace")
 
 
 def _echo(inv: Invocation) -> list[tuple[bytes, bytes]]:
     return [(INVOCATION_ID, inv.invocation_id)] if inv.invocation_id else []
 
 
-def response_request(host: bytes, inv: Invocation, content_type: bytes, length: int) -> h11.Request:
+def response_request(host: bytes, inv: Invocation, content_type: bytes, length: int) -> RequestHead:
     """Head of a buffered `/response`."""
     return _post(
         host,
@@ -122,12 +130,12 @@ def response_request(host: bytes, inv: Invocation, content_type: bytes, length: 
 def error_request(
     host: bytes, target: str, error_type: str, length: int, xray_cause: bytes | None = None,
     inv: Invocation | None = None,
-) -> h11.Request:
+) -> RequestHead:
     """Head of an `/error`, `/init/error` or `/restore/error` post with a JSON body."""
     headers = [
         (b"Content-Type", b"application/json"),
         (b"Content-Length", b"%d" % length),
-        (ERROR_TYPE, error_type.encode("utf-8", "replace")),
+        (ERROR_TYPE, header_value(error_type)),
     ]
     if xray_cause is not None and len(xray_cause) < XRAY_CAUSE_LIMIT:
         headers.append((XRAY_CAUSE, xray_cause))
@@ -136,7 +144,7 @@ def error_request(
     return _post(host, target, headers)
 
 
-def stream_request(host: bytes, inv: Invocation, content_type: bytes) -> h11.Request:
+def stream_request(host: bytes, inv: Invocation, content_type: bytes) -> RequestHead:
     """Head of a streamed `/response`: chunked, with the two error trailers declared."""
     return _post(
         host,
@@ -147,4 +155,4 @@ def stream_request(host: bytes, inv: Invocation, content_type: bytes) -> h11.Req
 
 def error_trailers(error_type: str, error_body_b64: bytes) -> list[tuple[bytes, bytes]]:
     """Trailers that report an exception raised after the stream began."""
-    return [(ERROR_TYPE, error_type.encode("utf-8", "replace")), (ERROR_BODY, error_body_b64)]
+    return [(ERROR_TYPE, header_value(error_type)), (ERROR_BODY, error_body_b64)]

@@ -43,6 +43,8 @@ def streaming(func: Any = None, *, content_type: str = OCTET_STREAM) -> Any:
     Usable bare (`@streaming`) or called (`@streaming(content_type="text/event-stream")`).
     """
 
+    _check_content_type(content_type)
+
     def mark(f: F) -> F:
         f.__aruntime_streaming__ = StreamOptions(content_type)  # type: ignore[attr-defined]
         return f
@@ -109,6 +111,11 @@ def sse(data: Any, *, event: str | None = None, id: str | None = None,
     return "".join(out).encode("utf-8")
 
 
+def _check_content_type(value: str) -> None:
+    if not value or value != value.strip() or any(c < " " or c == "\x7f" for c in value):
+        raise ValueError(f"not a usable Content-Type: {value!r}")
+
+
 class StreamClosedError(RuntimeError):
     """Written to a response stream that is already closed."""
 
@@ -148,6 +155,7 @@ class ResponseStream:
     def content_type(self, value: str) -> None:
         if self._opened:
             raise StreamClosedError("content_type cannot change after the first write")
+        _check_content_type(value)
         self._content_type = value
 
     @property

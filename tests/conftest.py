@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,10 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from fakeapi import FakeRuntimeAPI  # noqa: E402
+
+# Runtime processes started by the tests use h11, the default engine, unless the run asks for
+# the other one (.ci/run repeats the wire-level suites with ARUNTIME_HTTP=httptools).
+os.environ.setdefault("ARUNTIME_HTTP", "h11")
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The sans-IO Runtime API layer (`aruntime.protocol`, `aruntime.errors`) without sockets.
 
-Requests are serialised through a real `h11.Connection(h11.CLIENT)` and compared with the exact
-bytes SPEC §2/§3 call for: request line, header order and values, framing.
+Requests are serialised through both wire engines (h11, and httptools' `FastWire`), which must
+agree byte for byte, and compared with the exact bytes SPEC §2/§3 call for: request line, header
+order and values, framing.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import sys
 import traceback
 from typing import Any
 
-import h11
 import pytest
 
 from aruntime import __version__, errors, protocol
 from aruntime.errors import RuntimeFault
 from aruntime.protocol import Invocation
+from aruntime.wire import FastWire, H11Wire, RequestHead
+
+ENGINES = [H11Wire, FastWire]
 
 HOST = b"127.0.0.1:9001"
 UA = f"aruntime/{__version__} (python/{sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2]})".encode()
@@ -27,17 +30,21 @@ RID = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
 PREFIX = b"/2018-06-01/runtime"
 
 
-def wire(request: h11.Request, body: bytes = b"", trailers: list[tuple[bytes, bytes]] | None = None,
+def wire(request: RequestHead, body: bytes = b"", trailers: list[tuple[bytes, bytes]] | None = None,
          chunks: list[bytes] | None = None) -> bytes:
-    """What an h11 client puts on the wire for this request."""
-    conn = h11.Connection(h11.CLIENT)
-    out = conn.send(request) or b""
-    if body:
-        out += conn.send(h11.Data(data=body)) or b""
-    for chunk in chunks or []:
-        out += conn.send(h11.Data(data=chunk)) or b""
-    out += conn.send(h11.EndOfMessage(headers=trailers or [])) or b""
-    return out
+    """What each wire engine puts on the socket for this request (they must agree)."""
+    streamed = any(name.lower() == b"transfer-encoding" for name, _ in request.headers)
+    outs = []
+    for engine in ENGINES:
+        w = engine()
+        if streamed:
+            out = w.stream_head(request) + b"".join(w.chunk(c) for c in chunks or [] if c)
+            out += w.end_stream(trailers or [])
+        else:
+            out = w.request(request, body)
+        outs.append(out)
+    assert all(out == outs[0] for out in outs), outs
+    return outs[0]
 
 
 def inv(request_id: str = RID, invocation_id: bytes | None = None) -> Invocation:
@@ -154,7 +161,7 @@ def test_xray_cause_dropped_at_one_mib() -> None:
     dropped = protocol.error_request(HOST, "/e", "Function.E", 0, at)
     names = [k.lower() for k, _ in kept.headers]
     assert b"lambda-runtime-function-xray-error-cause" in names
-    assert dict(kept.headers)[b"lambda-runtime-function-xray-error-cause"] == below
+    assert {k.lower(): v for k, v in kept.headers}[b"lambda-runtime-function-xray-error-cause"] == below
     assert b"lambda-runtime-function-xray-error-cause" not in [k.lower() for k, _ in dropped.headers]
     assert b"XRay" not in wire(dropped)
 
