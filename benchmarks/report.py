@@ -11,7 +11,8 @@ from .scenarios import Config
 REF = "awslambdaric"
 OURS = "aruntime"
 FLOOR = "floor"
-COLUMNS = (FLOOR, REF, OURS)
+FAST = "aruntime-fast"
+COLUMNS = (FLOOR, REF, OURS, FAST)
 
 # metric key -> runtime -> one value per round
 Results = dict[str, dict[str, list[float]]]
@@ -121,6 +122,8 @@ def render_markdown(
         "- Cells: median (min–max) over rounds. CPU is the runtime process's own user+sys time "
         "(its POSIX CPU clock), read by the Runtime API server between `GET /next` requests.",
         "- `floor`: a blocking-socket loop doing only HTTP framing, JSON and the handler call.",
+        "- `aruntime` runs the default wire engine (h11); `aruntime-fast` the `fast` extra's "
+        "(httptools). The goal column judges `aruntime`.",
         "- Runtimes start as `python -S` with site-packages on `PYTHONPATH` (no `.pth` hooks such "
         "as an editable install's finder, which no deployed function runs); `--site` turns that off.",
         "",
@@ -129,8 +132,8 @@ def render_markdown(
     columns = list(COLUMNS) + [rt for rt in runtimes if rt not in COLUMNS]
     extra = ["asyncio-raw", "asyncio-h11"]
     lines += [
-        f"| Measure | unit | {' | '.join(columns)} | aruntime / ref | goal | floor / ref |",
-        "|---|---|" + "---:|" * len(columns) + "---:|---|---:|",
+        f"| Measure | unit | {' | '.join(columns)} | aruntime / ref | fast / ref | goal | floor / ref |",
+        "|---|---|" + "---:|" * len(columns) + "---:|---:|---|---:|",
     ]
     for m in metrics(cfg):
         row = results.get(m.key, {})
@@ -141,6 +144,7 @@ def render_markdown(
                 continue
             cells.append(_cell(row.get(rt), failures.get((rt, m.scenario))))
         r = ratio(results, m.key, OURS) if m.ratio else None
+        rfast = ratio(results, m.key, FAST) if m.ratio else None
         rf = ratio(results, m.key, FLOOR) if m.ratio else None
         goal = ""
         if m.goal is not None:
@@ -150,7 +154,8 @@ def render_markdown(
                 goal += " ✅" if goal_met(m, r) else " ❌"
         lines.append(
             f"| {m.label} | {m.unit} | {' | '.join(cells)} | "
-            f"{f'{r:.2f}×' if r is not None else '—'} | {goal} | {f'{rf:.2f}×' if rf is not None else '—'} |"
+            f"{f'{r:.2f}×' if r is not None else '—'} | {f'{rfast:.2f}×' if rfast is not None else '—'} | "
+            f"{goal} | {f'{rf:.2f}×' if rf is not None else '—'} |"
         )
     if any(rt in runtimes for rt in extra):
         lines += [

@@ -29,7 +29,7 @@ class Runtime:
     async_handlers: bool = False
 
 
-DEFAULT_RUNTIMES = ("floor", "awslambdaric", "aruntime")
+DEFAULT_RUNTIMES = ("floor", "awslambdaric", "aruntime", "aruntime-fast")
 
 
 def all_runtimes(site: bool = False) -> list[Runtime]:
@@ -44,9 +44,17 @@ def all_runtimes(site: bool = False) -> list[Runtime]:
     return [
         Runtime("floor", (*py, str(BENCH_DIR / "floor.py"))),
         Runtime("awslambdaric", (*py, "-m", "awslambdaric"), concurrency=True),
+        # The default wire engine (h11), and the `fast` extra's (httptools).
         Runtime(
             "aruntime",
-            (*py, "-m", "aruntime"),
+            ("/usr/bin/env", "ARUNTIME_HTTP=h11", *py, "-m", "aruntime"),
+            streaming=True,
+            concurrency=True,
+            async_handlers=True,
+        ),
+        Runtime(
+            "aruntime-fast",
+            ("/usr/bin/env", "ARUNTIME_HTTP=httptools", *py, "-m", "aruntime"),
             streaming=True,
             concurrency=True,
             async_handlers=True,
