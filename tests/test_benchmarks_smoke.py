@@ -38,15 +38,15 @@ def test_tiny_run_writes_every_row(tmp_path: Path) -> None:
     rows = _rows(md)
     for m in metrics(TINY):
         assert m.label in rows, f"missing row {m.label!r}"
-    # Columns: unit, floor, awslambdaric, aruntime, ratio, goal, floor/ref.
+    # Columns: unit, floor, awslambdaric, aruntime, aruntime-fast, ratio, fast ratio, goal, floor/ref.
     for label in ("Init: start → first `GET /next`, empty handler", "CPU per invoke, 100 B event",
                   "CPU per invoke, 1 MiB event", "RSS after 30 invokes (100 B)"):
-        unit, floor, ref, ours, ratio, _, floor_ratio = rows[label]
-        for cell in (floor, ref, ours):
+        unit, floor, ref, ours, fast, ratio, fast_ratio, _, floor_ratio = rows[label]
+        for cell in (floor, ref, ours, fast):
             assert NUMBER.match(cell), f"{label}: {cell!r} is not a number"
-        assert ratio.endswith("×") and floor_ratio.endswith("×")
+        assert ratio.endswith("×") and fast_ratio.endswith("×") and floor_ratio.endswith("×")
     stream = rows["Streaming: throughput, 64 KiB chunks"]
-    assert stream[1] == stream[2] == "n/a" and NUMBER.match(stream[3])
+    assert stream[1] == stream[2] == "n/a" and NUMBER.match(stream[3]) and NUMBER.match(stream[4])
     data = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))
     assert data["mode"] == "tiny" and data["machine"]["cores"]
     assert data["results"]["cpu_us_100B"]["awslambdaric"][0] > 0
