@@ -35,6 +35,7 @@ __all__ = ["DEPENDENCIES", "WRAPPER_NAME", "WRAPPER_SCRIPT", "LayerError", "buil
 
 # Kept equal to pyproject's [project] dependencies (tests/test_layer.py checks).
 DEPENDENCIES = ["h11>=0.14", "orjson>=3.9"]
+FAST_DEPENDENCIES = ["httptools>=0.6"]  # the `fast` extra: the C HTTP parser
 WRAPPER_NAME = "aruntime-wrapper"
 # Packages the layer must never carry: the emulator's stack is for laptops, not Lambda.
 FORBIDDEN = ("aiohttp",)
@@ -272,8 +273,10 @@ def _write_zip(root: Path, output: Path) -> None:
 
 def build_layer(output: str | os.PathLike[str], *, python: str | None = None,
                 arch: str | None = None, from_local: bool = False,
-                find_links: str | None = None, bytecode: bool | None = None) -> Path:
+                find_links: str | None = None, bytecode: bool | None = None,
+                fast: bool = False) -> Path:
     """Build the layer zip at `output`; returns its path. See the module docstring."""
+    deps = DEPENDENCIES + (FAST_DEPENDENCIES if fast else [])
     python = python or f"{sys.version_info[0]}.{sys.version_info[1]}"
     arch = arch or host_arch()
     _, minor = _parse_python(python)
@@ -298,11 +301,11 @@ def build_layer(output: str | os.PathLike[str], *, python: str | None = None,
         python_dir.mkdir(parents=True)
         _copy_aruntime(python_dir)
         if from_local:
-            _copy_installed(DEPENDENCIES, python_dir)
+            _copy_installed(deps, python_dir)
         else:
             wheels = Path(tmp) / "wheels"
             wheels.mkdir()
-            _pip_download(DEPENDENCIES, minor, arch, wheels, find_links)
+            _pip_download(deps, minor, arch, wheels, find_links)
             for wheel in sorted(wheels.glob("*.whl")):
                 _unpack_wheel(wheel, python_dir)
         _check_clean(python_dir)
@@ -340,6 +343,8 @@ def _parser() -> argparse.ArgumentParser:
                              "(offline; only for this Python on this architecture)")
     source.add_argument("--find-links", metavar="DIR",
                         help="take wheels from DIR only (pip --no-index --find-links DIR)")
+    build.add_argument("--fast", action="store_true",
+                       help="also ship httptools, the faster HTTP parser (the `fast` extra)")
     build.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                        help="ship bytecode (default: when --python is the running Python)")
     return parser
@@ -349,7 +354,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         build_layer(args.output, python=args.python, arch=args.arch, from_local=args.from_local,
-                    find_links=args.find_links, bytecode=args.compile)
+                    find_links=args.find_links, bytecode=args.compile, fast=args.fast)
     except LayerError as e:
         print(f"aruntime layer: {e}", file=sys.stderr)
         return 2

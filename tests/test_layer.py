@@ -30,6 +30,7 @@ from fakeapi import REPO_ROOT, Exchange, FakeRuntimeAPI, RuntimeProcess, run_run
 from aruntime import __version__
 from aruntime.layer import (
     DEPENDENCIES,
+    FAST_DEPENDENCIES,
     WRAPPER_NAME,
     LayerError,
     build_layer,
@@ -269,6 +270,18 @@ def test_dependencies_match_pyproject() -> None:
     assert sorted(project["dependencies"]) == sorted(DEPENDENCIES)
 
 
+def test_fast_layer_ships_httptools(tmp_path: Path) -> None:
+    plain = build_layer(tmp_path / "plain.zip", from_local=True)
+    fast = build_layer(tmp_path / "fast.zip", from_local=True, fast=True)
+    with zipfile.ZipFile(plain) as zf:
+        assert not any(n.startswith("python/httptools/") for n in zf.namelist())
+    with zipfile.ZipFile(fast) as zf:
+        assert "python/httptools/__init__.py" in zf.namelist()
+    tomllib = pytest.importorskip("tomllib")
+    with open(REPO_ROOT / "pyproject.toml", "rb") as f:
+        assert tomllib.load(f)["project"]["optional-dependencies"]["fast"] == FAST_DEPENDENCIES
+
+
 def test_build_is_reproducible(tmp_path: Path) -> None:
     a = build_layer(tmp_path / "a.zip", from_local=True)
     b = build_layer(tmp_path / "b.zip", from_local=True)
@@ -404,3 +417,38 @@ def test_find_links_builds_without_an_index(tmp_path: Path, monkeypatch: pytest.
     assert "python/h11/__init__.py" in names and "python/orjson/__init__.py" in names
     with pytest.raises(LayerError, match="pip download failed"):
         build_layer(tmp_path / "none.zip", find_links=str(tmp_path / "no-such-dir"))
+
+
+# -- end to end: the local emulator starts the wrapper as the managed runtime would -----------
+
+
+async def test_layer_behind_the_emulator(opt: Path, sandbox: dict[str, Path]) -> None:
+    """Buffered, failed and streamed invocations through the emulator's invoke surfaces, with
+    the runtime command Lambda's managed Python runtime uses when AWS_LAMBDA_EXEC_WRAPPER is set."""
+    from aruntime.emulator import Emulator
+    from tests.emulator.helpers import invoke, stream_invoke
+
+    wrapper = opt / WRAPPER_NAME
+    command = [str(wrapper), sys.executable, str(sandbox["runtime"] / "bootstrap.py")]
+    env = {k: v for k, v in lambda_env(sandbox["task"], sandbox["runtime"], "", wrapper).items()
+           if k not in ("_HANDLER", "LAMBDA_TASK_ROOT")}  # the emulator sets these two itself
+    logs: list[str] = []
+    fn = sandbox["task"] / "fn.py"
+    async with Emulator(f"{fn}:buffered", port=0, runtime_command=command, env=env,
+                        log=logs.append) as emu:
+        status, headers, body = await invoke(emu, {"x": 1})
+        assert status == 200 and "X-Amz-Function-Error" not in headers, body
+        result = json.loads(body)
+        assert result["aruntime"].startswith(str(opt / "python"))
+        assert result["orjson"].startswith(str(opt / "python"))
+        status, headers, body = await invoke(emu, {"fail": True})
+        assert headers["X-Amz-Function-Error"] == "Unhandled"
+        assert json.loads(body)["errorType"] == "ValueError"
+    assert not any(DECOY_MARKER in line for line in logs)
+    async with Emulator(f"{fn}:stream", port=0, runtime_command=command, env=env,
+                        log=logs.append) as emu:
+        _, messages = await stream_invoke(emu, {"words": ["one ", "two ", "three"]})
+    chunks = [m.payload for _, m in messages if m.headers[":event-type"] == "PayloadChunk"]
+    assert chunks == [b"one ", b"two ", b"three"]
+    complete = json.loads(messages[-1][1].payload)
+    assert messages[-1][1].headers[":event-type"] == "InvokeComplete" and not complete.get("ErrorCode")
