@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     log_path = Path(tempfile.gettempdir()) / "aruntime-bench-runtimes.log"
     log_path.write_bytes(b"")
 
+    # An installed package has bytecode (pip compiles it, the layer ships it), but this work
+    # tree may not: with PYTHONDONTWRITEBYTECODE set every start would recompile aruntime.
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "aruntime"), quiet=1)
     started = time.strftime("%Y-%m-%d %H:%M %Z")
     t0 = time.monotonic()
     results, failures = asyncio.run(run_all(cfg, runtimes, log_path))
