@@ -120,13 +120,12 @@ class Invoker:
             return None
         try:
             while True:
-                try:
-                    if self.executor is None:
-                        item = next(gen)
-                    else:
-                        item = await self._in_thread(next, gen)
-                except StopIteration as stop:
-                    return stop.value
+                if self.executor is None:
+                    done, item = _step(gen)
+                else:
+                    done, item = await self._in_thread(_step, gen)
+                if done:
+                    return item
                 await stream.write(item)
         finally:
             gen.close()
@@ -245,6 +244,14 @@ class _StreamSink:
             await request.finish(trailers)
         finally:
             request.conn.on_lost = None
+
+
+def _step(gen: Any) -> tuple[bool, Any]:
+    """(finished, item or return value): StopIteration cannot cross into an asyncio future."""
+    try:
+        return False, next(gen)
+    except StopIteration as stop:
+        return True, stop.value
 
 
 async def _guard(coro: Any) -> Any:

@@ -90,3 +90,11 @@ async def test_concurrency_one_is_the_single_loop(fake_api):
     assert [p.json()["i"] for p in posts] == [0, 1, 2]  # one at a time, in order
     assert proc.stdout.startswith(b"[INFO]\t")  # text logs: JSON is forced only when N > 1
     assert f"\t{ids[0]}\tstart 0\n".encode() in proc.stdout
+
+
+async def test_sync_generators_step_in_threads_side_by_side(fake_api):
+    ids, posts, proc, elapsed = await run(fake_api, "sync_stream", [{"tag": "A"}, {"tag": "B"}], 2)
+    bodies = sorted(p.body for p in posts)
+    assert bodies == [b"A0;True;A1;True;A2;True;", b"B0;True;B1;True;B2;True;"]
+    assert all(p.status == 202 and p.trailers == [] for p in posts)
+    assert elapsed < 0.9, elapsed  # serially 0.6 s of sleeps per stream, 1.2 s for both

@@ -27,3 +27,11 @@ async def streams(event, context):
     for k in range(4):
         yield f"{event['tag']}{k};"
         await asyncio.sleep(0.15)
+
+
+def sync_stream(event, context):
+    # Sync generator steps run in the thread pool under concurrency.
+    for k in range(3):
+        time.sleep(0.1)
+        yield f"{event['tag']}{k};{threading.current_thread().name.startswith('aruntime-sync')};"
+    return "ignored"
