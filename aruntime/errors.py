@@ -104,9 +104,13 @@ def describe(exc: BaseException) -> tuple[str, str, dict[str, Any], traceback.St
         return exc.error_type, exc.error_type, body, traceback.StackSummary()
     frames = user_frames(exc.__traceback__)
     name = type(exc).__name__
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - a handler's exception may not even print
+        message = f"<unprintable {name} object>"
     # format_list of plain tuples, as the reference: no 3.11+ '^^^^' position markers.
     stack = traceback.format_list([(f.filename, f.lineno, f.name, f.line) for f in frames])
-    body = {"errorMessage": str(exc), "errorType": name, "stackTrace": stack}
+    body = {"errorMessage": message, "errorType": name, "stackTrace": stack}
     return "Function." + name, name, body, frames
 
 

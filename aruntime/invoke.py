@@ -151,6 +151,8 @@ class Invoker:
                 raise
             # 410 gone, 413 too large, 400/403: this invocation failed, the service goes on.
             log.warning("%s", e)
+        except ValueError as e:  # a header no HTTP/1.1 peer may receive: unanswerable
+            log.error("cannot answer %s: %s", request.target.decode(), e)
 
     # -- streaming ---------------------------------------------------------------------
     async def stream(self, client: RuntimeClient, inv: protocol.Invocation,

@@ -1,0 +1,27 @@
+"""A handler that raises the unprintable, the unsendable or junk: a clear error, and the next
+invocation is served."""
+
+from __future__ import annotations
+
+import sys
+
+from fakeapi import run_runtime
+
+
+async def test_misbehaving_handlers_get_clear_errors_and_the_runtime_goes_on(fake_api):
+    for kind in ("unprintable", "weird_name", "junk", "fine"):
+        fake_api.push({"kind": kind}, request_id=f"r-{kind}")
+    fake_api.finish()
+    proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.handlers.hostile.handler"], fake_api)
+    assert await proc.wait(15) == 1, proc.stderr
+    posts = {ex.path.split("/")[-2]: ex for ex in fake_api.exchanges if ex.method == "POST"}
+    assert posts["r-unprintable"].json()["errorMessage"] == "<unprintable Unprintable object>"
+    weird = posts["r-weird_name"]
+    # CR/LF in a class name cannot reach the header; the body keeps the name as it is.
+    assert weird.header("lambda-runtime-function-error-type") == "Function.Bad??X-Injected: 1"
+    assert weird.header("x-injected") is None
+    assert weird.json()["errorType"] == "Bad\r\nX-Injected: 1"
+    junk = posts["r-junk"].json()
+    assert junk["errorType"] == "Runtime.MarshalError"
+    assert junk["errorMessage"] == "Unable to marshal response: Object of type object is not JSON serializable"
+    assert posts["r-fine"].json() == {"ok": True}
