@@ -31,9 +31,17 @@ async def _profile(rt: Runtime, size: str, invokes: int, out: Path, log: Path) -
         session = m.session()
         session.exit_status = 500
         # `-m cProfile -o OUT -m module` for runtimes run as modules, `-m cProfile -o OUT script`.
-        flags = [a for a in rt.argv[1:2] if a == "-S"]
-        argv = rt.argv[1 + len(flags) :]
-        prof = Runtime(rt.name, (sys.executable, *flags, "-m", "cProfile", "-o", str(out), *argv))
+        # A leading `/usr/bin/env VAR=value ...` (the runtimes that pick a wire engine) stays.
+        prefix: tuple[str, ...] = ()
+        cmd = rt.argv
+        if cmd[0] == "/usr/bin/env":
+            n = 1
+            while "=" in cmd[n]:
+                n += 1
+            prefix, cmd = cmd[:n], cmd[n:]
+        flags = [a for a in cmd[1:2] if a == "-S"]
+        argv = cmd[1 + len(flags) :]
+        prof = Runtime(rt.name, (*prefix, sys.executable, *flags, "-m", "cProfile", "-o", str(out), *argv))
         await run_session(server, prof, "bench_handlers.echo", session, timeout=300, log_path=log)
         # The runtime exits on the 500; give it a moment to write the profile.
         for _ in range(100):
