@@ -29,6 +29,11 @@ def broken(e, c):
     yield b"half"
     raise ValueError("midstream")
 
+async def sleepy(e, c):
+    import asyncio, os
+    await asyncio.sleep(0.5)
+    return {"pid": os.getpid(), "rid": c.aws_request_id}
+
 '''
 
 
@@ -74,3 +79,17 @@ async def test_midstream_error_from_the_default_runtime(tmp_path: Path) -> None:
         complete = json.loads(messages[-1][1].payload)
         assert complete["ErrorCode"] == "Function.ValueError"
         assert json.loads(complete["ErrorDetails"])["errorMessage"] == "midstream"
+
+
+async def test_max_concurrency_runs_invocations_side_by_side_in_one_process(tmp_path: Path) -> None:
+    async with emulator(app(tmp_path, "sleepy"), runtime_command=default_runtime_command(),
+                        env={"AWS_LAMBDA_MAX_CONCURRENCY": "4"}) as emu:
+        await invoke(emu, {})  # cold start out of the way
+        start = time.monotonic()
+        answers = await asyncio.gather(*(invoke(emu, {}) for _ in range(4)))
+        elapsed = time.monotonic() - start
+    bodies = [json.loads(body) for status, _, body in answers]
+    assert all(status == 200 for status, _, _ in answers)
+    assert len({b["pid"] for b in bodies}) == 1  # one process, one event loop
+    assert len({b["rid"] for b in bodies}) == 4
+    assert elapsed < 1.5, elapsed  # one at a time would take 2 s
