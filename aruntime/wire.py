@@ -51,6 +51,8 @@ class H11Wire:
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._body = b""
+        # The `/next` head is the same object every time: validate it into an h11 event once.
+        self._constant: tuple[RequestHead, h11.Request] | None = None
 
     def _send(self, event: Any) -> bytes:
         try:
@@ -60,10 +62,15 @@ class H11Wire:
 
     def _head(self, head: RequestHead) -> bytes:
         self._next_cycle()
+        constant = self._constant
+        if constant is not None and constant[0] is head:
+            return self._send(constant[1])
         try:
             event = h11.Request(method=head.method, target=head.target, headers=head.headers)
         except h11.LocalProtocolError as e:
             raise ValueError(f"cannot send this request: {e}") from e
+        if head.method == b"GET":
+            self._constant = (head, event)
         return self._send(event)
 
     def request(self, head: RequestHead, body: bytes = b"") -> bytes:
