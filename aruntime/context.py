@@ -35,6 +35,8 @@ _env: _Environment | None = None
 
 class CognitoIdentity:
     __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+    cognito_identity_id: str | None
+    cognito_identity_pool_id: str | None
 
     def __init__(self) -> None:
         self.cognito_identity_id: str | None = None
@@ -52,6 +54,11 @@ class CognitoIdentity:
 class Client:
     __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code",
                  "app_package_name")
+    installation_id: Any
+    app_title: Any
+    app_version_name: Any
+    app_version_code: Any
+    app_package_name: Any
 
     def __repr__(self) -> str:
         return (
@@ -67,6 +74,9 @@ class Client:
 
 class ClientContext:
     __slots__ = ("custom", "env", "client")
+    custom: Any
+    env: Any
+    client: Any
 
     def __repr__(self) -> str:
         return (
@@ -78,7 +88,7 @@ class ClientContext:
         )
 
 
-def _from_dict(cls: type, values: Any) -> Any:
+def _from_dict(cls: Any, values: Any) -> Any:
     obj = cls()
     get = values.get if isinstance(values, dict) else (lambda _k: None)
     for field in cls.__slots__:

@@ -109,7 +109,8 @@ def describe(exc: BaseException) -> tuple[str, str, dict[str, Any], traceback.St
     except Exception:  # noqa: BLE001 - a handler's exception may not even print
         message = f"<unprintable {name} object>"
     # format_list of plain tuples, as the reference: no 3.11+ '^^^^' position markers.
-    stack = traceback.format_list([(f.filename, f.lineno, f.name, f.line) for f in frames])
+    stack = traceback.format_list(
+        [(f.filename, f.lineno or 0, f.name, f.line) for f in frames])
     body = {"errorMessage": message, "errorType": name, "stackTrace": stack}
     return "Function." + name, name, body, frames
 

@@ -112,12 +112,14 @@ class Invoker:
     async def _drain_generator(self, gen: Any, stream: ResponseStream) -> Any:
         """Write each item a generator yields as one chunk; return its return value."""
         if inspect.isasyncgen(gen):
+            chunk: Any  # any item; `write` refuses what it cannot send, in the handler's name
             try:
-                async for item in gen:
-                    await stream.write(item)
+                async for chunk in gen:
+                    await stream.write(chunk)
             finally:
                 await gen.aclose()
             return None
+        item: Any
         try:
             while True:
                 if self.executor is None:

@@ -8,7 +8,7 @@ opens the streamed `/response` at the first byte (SPEC §3).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar, overload
+from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar, overload
 
 import orjson
 
@@ -124,7 +124,7 @@ class StreamDisconnectedError(ConnectionError):
     """The Runtime API hung up while the response was streaming (timeout, caller gone)."""
 
 
-class _Sink:
+class _Sink(Protocol):
     """What `ResponseStream` writes to; implemented by the invoke pipeline."""
 
     async def open(self, content_type: str) -> None: ...

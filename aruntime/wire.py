@@ -94,19 +94,18 @@ class H11Wire:
             conn.receive_data(data)
             while True:
                 event = conn.next_event()
-                kind = type(event)
                 if event is h11.NEED_DATA:
                     return None
-                if kind is h11.Response:
+                if isinstance(event, h11.Response):
                     self._status = event.status_code
                     self._headers = list(event.headers)
-                elif kind is h11.Data:
+                elif isinstance(event, h11.Data):
                     self._body += event.data
-                elif kind is h11.EndOfMessage:
+                elif isinstance(event, h11.EndOfMessage):
                     response = Response(self._status, self._headers, self._body)
                     self._body = b""
                     return response
-                elif kind is h11.ConnectionClosed:
+                elif isinstance(event, h11.ConnectionClosed):
                     raise WireError("the Runtime API closed the connection")
         except h11.RemoteProtocolError as e:
             raise WireError(str(e)) from e

@@ -122,7 +122,7 @@ class _Connection:
                 continue
             if isinstance(event, h11.ConnectionClosed):
                 raise _Closed
-            return event
+            return event  # type: ignore[return-value]  # NEED_DATA was handled above
 
     async def _send(
         self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None,

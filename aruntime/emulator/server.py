@@ -82,8 +82,9 @@ class Emulator:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server = site._server  # the bound port when 0 was asked for
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        sockets = getattr(server, "sockets", None)
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         await self.sandbox.close()
