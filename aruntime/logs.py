@@ -224,6 +224,7 @@ def _unbuffer() -> None:
             fd = stream.fileno()
         except (AttributeError, OSError, ValueError):
             continue
+        stream.flush()
         raw = io.FileIO(fd, "w", closefd=False)
         setattr(sys, name, io.TextIOWrapper(
             raw, encoding=stream.encoding, errors=stream.errors, write_through=True,
