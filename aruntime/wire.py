@@ -148,6 +148,7 @@ class FastWire:
         self._sending = False
         self._awaiting = False
         self._keep_alive = True
+        self._constant: tuple[RequestHead, bytes] | None = None  # the `/next` head, framed once
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -168,7 +169,13 @@ class FastWire:
 
     def request(self, head: RequestHead, body: bytes = b"") -> bytes:
         self._awaiting = True
-        return _head_bytes(head) + body
+        constant = self._constant
+        if constant is not None and constant[0] is head:
+            return constant[1] + body
+        data = _head_bytes(head)
+        if head.method == b"GET":
+            self._constant = (head, data)
+        return data + body
 
     def stream_head(self, head: RequestHead) -> bytes:
         self._awaiting = self._sending = True
