@@ -276,7 +276,7 @@ class _Connection:
         self.index = index
         self.reader = reader
         self.writer = writer
-        self.h11 = h11.Connection(h11.SERVER)
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=4 * 1024 * 1024)
         self.buffer = bytearray()  # every byte not yet attributed to a finished request
         self.pending_read: asyncio.Task[bytes] | None = None
 

@@ -3,6 +3,7 @@ invocation is served."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 from fakeapi import run_runtime
@@ -25,3 +26,19 @@ async def test_misbehaving_handlers_get_clear_errors_and_the_runtime_goes_on(fak
     assert junk["errorType"] == "Runtime.MarshalError"
     assert junk["errorMessage"] == "Unable to marshal response: Object of type object is not JSON serializable"
     assert posts["r-fine"].json() == {"ok": True}
+
+
+async def test_xray_cause_header_kept_below_one_mib_and_dropped_above(fake_api):
+    fake_api.push({"size": 100_000}, request_id="r-small")
+    fake_api.push({"size": 1_100_000}, request_id="r-big")
+    fake_api.finish()
+    proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.handlers.hostile.big_error"], fake_api)
+    assert await proc.wait(15) == 1, proc.stderr
+    posts = {ex.path.split("/")[-2]: ex for ex in fake_api.exchanges if ex.method == "POST"}
+    small = posts["r-small"].header("lambda-runtime-function-xray-error-cause")
+    assert small is not None and len(small) > 100_000
+    assert json.loads(small)["exceptions"][0]["message"] == "x" * 100_000
+    # A cause of 1 MiB or more would be refused by the service: it is left out, the error is not.
+    assert posts["r-big"].header("lambda-runtime-function-xray-error-cause") is None
+    assert posts["r-big"].json()["errorMessage"] == "x" * 1_100_000
+    assert posts["r-big"].header("lambda-runtime-function-error-type") == "Function.ValueError"

@@ -18,3 +18,7 @@ def handler(event, context):
     if kind == "junk":
         return object()
     return {"ok": True}
+
+
+def big_error(event, context):
+    raise ValueError("x" * event["size"])
