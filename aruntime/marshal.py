@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+import sys
 from typing import Any
 
 import orjson
@@ -20,8 +20,14 @@ class _Unserialisable(TypeError):
     pass
 
 
+def _is_decimal(obj: Any) -> bool:
+    # No Decimal can exist unless its module was imported: the runtime need not import it.
+    decimal = sys.modules.get("decimal")
+    return decimal is not None and isinstance(obj, decimal.Decimal)
+
+
 def _default(obj: Any) -> Any:
-    if isinstance(obj, Decimal):
+    if _is_decimal(obj):
         # Exact digits, as the reference (simplejson RawJSON) sends them: 12.50 stays 12.50.
         if obj.is_finite():
             return orjson.Fragment(str(obj))
@@ -66,7 +72,7 @@ def _marshal_stdlib(result: Any) -> bytes:
     import json
 
     def default(obj: Any) -> Any:
-        if isinstance(obj, Decimal):
+        if _is_decimal(obj):
             return int(obj) if obj == obj.to_integral_value() else float(obj)
         return _default(obj)
 
