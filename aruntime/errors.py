@@ -94,14 +94,18 @@ def user_frames(tb: TracebackType | None) -> traceback.StackSummary:
     return traceback.StackSummary.from_list(frames[start:])
 
 
-def describe(exc: BaseException) -> tuple[str, str, dict[str, Any], traceback.StackSummary]:
-    """(header error type, errorType, error body without requestId, user frames) for `exc`."""
+def error_body(exc: BaseException, request_id: str = "") -> tuple[str, dict[str, Any], bytes]:
+    """(error-type header, error dict, X-Ray cause JSON) for an invocation or init failure.
+
+    The dict keeps the reference's key order: errorMessage, errorType, requestId, stackTrace.
+    """
     if isinstance(exc, _Escaped):
         exc = exc.exc
     if isinstance(exc, RuntimeFault):
-        body = {"errorMessage": exc.message, "errorType": exc.error_type,
-                "stackTrace": exc.stack or []}
-        return exc.error_type, exc.error_type, body, traceback.StackSummary()
+        error = {"errorMessage": exc.message, "errorType": exc.error_type,
+                 "requestId": request_id, "stackTrace": exc.stack or []}
+        cause = xray_cause("LambdaValidationError", exc.message, traceback.StackSummary())
+        return exc.error_type, error, cause
     frames = user_frames(exc.__traceback__)
     name = type(exc).__name__
     try:
@@ -111,24 +115,9 @@ def describe(exc: BaseException) -> tuple[str, str, dict[str, Any], traceback.St
     # format_list of plain tuples, as the reference: no 3.11+ '^^^^' position markers.
     stack = traceback.format_list(
         [(f.filename, f.lineno or 0, f.name, f.line) for f in frames])
-    body = {"errorMessage": message, "errorType": name, "stackTrace": stack}
-    return "Function." + name, name, body, frames
-
-
-def error_body(exc: BaseException, request_id: str = "") -> tuple[str, dict[str, Any], bytes]:
-    """(error-type header, error dict, X-Ray cause JSON) for an invocation or init failure.
-
-    The dict keeps the reference's key order: errorMessage, errorType, requestId, stackTrace.
-    """
-    header, name, body, frames = describe(exc)
-    result = {
-        "errorMessage": body["errorMessage"],
-        "errorType": name,
-        "requestId": request_id,
-        "stackTrace": body["stackTrace"],
-    }
-    xray_type = "LambdaValidationError" if isinstance(exc, RuntimeFault) else name
-    return header, result, xray_cause(xray_type, body["errorMessage"], frames)
+    error = {"errorMessage": message, "errorType": name, "requestId": request_id,
+             "stackTrace": stack}
+    return "Function." + name, error, xray_cause(name, message, frames)
 
 
 def xray_cause(error_type: str, message: str, frames: traceback.StackSummary) -> bytes:

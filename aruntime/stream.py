@@ -8,7 +8,7 @@ opens the streamed `/response` at the first byte (SPEC §3).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence, TypeVar, overload
+from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar, overload
 
 import orjson
 
@@ -207,6 +207,3 @@ class ResponseStream:
             self._closed = True
             self._opened = True
             await self._sink.finish(self._content_type)
-
-
-Writer = Callable[[Any, Any, ResponseStream], Awaitable[Any]]
