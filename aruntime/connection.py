@@ -204,7 +204,7 @@ class RuntimeClient:
                 data = conn.wire.request(head, body)
                 conn.write(data)
                 return await conn.response()
-            except (ConnectionError, WireError) as e:
+            except ConnectionError as e:  # WireError included: a peer speaking non-HTTP
                 error = e
                 conn.close()
                 self._conn = None

@@ -36,7 +36,11 @@ def main(handler_spec: str | None) -> int:
     if not address:
         sys.stderr.write("aruntime: AWS_LAMBDA_RUNTIME_API is not set\n")
         return 1
-    client = RuntimeClient(address)
+    try:
+        client = RuntimeClient(address)
+    except ValueError as e:
+        sys.stderr.write(f"aruntime: {e}\n")
+        return 1
     # Module-level code that asks for "the" loop gets the one that will run its coroutines.
     asyncio.set_event_loop(loop)
     try:

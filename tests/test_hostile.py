@@ -42,3 +42,10 @@ async def test_xray_cause_header_kept_below_one_mib_and_dropped_above(fake_api):
     assert posts["r-big"].header("lambda-runtime-function-xray-error-cause") is None
     assert posts["r-big"].json()["errorMessage"] == "x" * 1_100_000
     assert posts["r-big"].header("lambda-runtime-function-error-type") == "Function.ValueError"
+
+
+async def test_unusable_runtime_api_address_is_a_clear_error(fake_api):
+    proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.handlers.hostile.handler"], fake_api,
+                             env={"AWS_LAMBDA_RUNTIME_API": "no-port-here"})
+    assert await proc.wait(15) == 1
+    assert proc.stderr == b"aruntime: AWS_LAMBDA_RUNTIME_API must be host:port, got 'no-port-here'\n"
