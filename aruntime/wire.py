@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Mapping, NamedTuple, Protocol
 
 import h11
 
@@ -359,9 +359,14 @@ def engine_name(value: str | None) -> str:
     return "httptools"
 
 
-def engine_from_environment() -> str:
-    """`engine_name` of this process's `ARUNTIME_HTTP`. Raises `ValueError` as it does."""
-    return engine_name(os.environ.get("ARUNTIME_HTTP"))
+def engine_description(env: Mapping[str, str] | None = None) -> str:
+    """For start-up banners: the engine a runtime started with this process's environment
+    updated by `env` would use, or why it would refuse to start."""
+    value = (env or {}).get("ARUNTIME_HTTP", os.environ.get("ARUNTIME_HTTP"))
+    try:
+        return engine_name(value)
+    except ValueError as e:
+        return f"none: {e}"
 
 
 def new_wire(engine: str = "h11") -> H11Wire | FastWire:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -308,3 +309,47 @@ async def test_odd_but_legal_servers(style: str) -> None:
     closes = style in ("connection: close", "http/1.0, body until close", "http/1.1, body until close")
     # A server that closes after each answer gets a new connection per request; others keep one.
     assert peer.connections == (len(peer.requests) if closes else 1)
+
+
+# -- ARUNTIME_HTTP: an engine name, or a one-line refusal ---------------------------------------
+
+
+async def test_unknown_engine_is_refused_at_start(tmp_path) -> None:
+    async with RawPeer() as peer:
+        async with runtime(peer.authority, H + "echo", {"ARUNTIME_HTTP": "bogus"}) as proc:
+            assert await proc.wait(T) == 1
+        assert proc.stderr.decode() == (
+            "aruntime: ARUNTIME_HTTP must be one of h11, httptools (or unset), got 'bogus'\n")
+        # httptools asked for but not importable: one line too (a stand-in package that fails).
+        (tmp_path / "httptools").mkdir()
+        (tmp_path / "httptools" / "__init__.py").write_text("raise ImportError('not here')\n")
+        env = {"ARUNTIME_HTTP": "httptools", "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO_ROOT}"}
+        async with runtime(peer.authority, H + "echo", env) as proc:
+            assert await proc.wait(T) == 1
+        assert proc.stderr.decode() == ("aruntime: ARUNTIME_HTTP=httptools, but httptools is not "
+                                        "installed: pip install 'aruntime[fast]'\n")
+    assert peer.requests == []  # refused before a single request
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("httptools", "(wire engine httptools)"),
+    ("h11", "(wire engine h11)"),
+    ("bogus", "(wire engine none: ARUNTIME_HTTP must be one of h11, httptools (or unset), got 'bogus')"),
+])
+async def test_serve_banner_shows_the_engine(value: str, shown: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aruntime", "serve", "examples/echo.py:handler", "--port", "0",
+        "--env", f"ARUNTIME_HTTP={value}", cwd=str(REPO_ROOT), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    try:
+        banner = b""
+        while b"Ctrl-C stops." not in banner:
+            line = await asyncio.wait_for(proc.stdout.readline(), T)  # type: ignore[union-attr]
+            assert line, banner
+            banner += line
+    finally:
+        proc.kill()
+        await proc.wait()
+    runtime_line = [line for line in banner.decode().splitlines() if line.startswith("  runtime: ")]
+    assert len(runtime_line) == 1 and f"-m aruntime {shown}; timeout " in runtime_line[0], banner
