@@ -223,42 +223,32 @@ class FastWire:
         self._body: list[bytes] = []
         self._done: Response | None = None
         self._head: tuple[int, list[tuple[bytes, bytes]]] | None = None  # final answer's head
-        self._in_head = False
-        self._until_eof = False  # the body ends when the connection closes
         self._sending = False
         self._outstanding = 0  # requests sent whose answer has not arrived
         self._started = False
         self._broken = False
         self._keep_alive = True
+        self._version_unchecked = True
         self._constant: tuple[RequestHead, bytes] | None = None  # the `/next` head, framed once
 
-    # httptools callbacks
+    # httptools callbacks. They run for every answer: keep them lean (the rare cases, such as
+    # a body that ends at close, are sorted out at end of stream instead).
     def on_message_begin(self) -> None:
-        if self._outstanding == 0:
+        if not self._outstanding:
             self._broken = True
             raise _Unsolicited
-        self._started = self._in_head = True
+        self._started = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._in_head:  # not a trailer: h11 drops those too
-            self._headers.append((name.lower(), value.rstrip(b" \t")))
+        self._headers.append((name.lower(), value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        parser = self._parser
-        status = parser.get_status_code()
-        if status < 200:  # 100 Continue and friends: not the answer
-            self._headers = []
-            return
-        headers = self._headers
-        te = [v for n, v in headers if n == b"transfer-encoding"]
-        if te and (len(te) > 1 or te[0].lower() != b"chunked"):
-            raise ValueError("only Transfer-Encoding: chunked is supported")  # as h11
-        self._head = (status, headers)
-        self._until_eof = not te and status not in (204, 304) and not any(
-            n == b"content-length" for n, _ in headers)
-        if parser.get_http_version() == "1.0":
-            self._keep_alive = False  # h11 never keeps an HTTP/1.0 connection
+        status = self._parser.get_status_code()
+        if status >= 200:
+            self._head = (status, self._headers)
+        # Interim answers' headers are dropped; a final answer's trailers land here and are
+        # dropped too (h11 ignores both).
+        self._headers = []
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -266,13 +256,20 @@ class FastWire:
     def on_message_complete(self) -> None:
         if self._head is None:  # an interim answer ended
             return
-        self._finish(self._parser.should_keep_alive())
+        parser = self._parser
+        keep_alive = parser.should_keep_alive()
+        if self._version_unchecked:  # once per connection: the call is not cheap
+            self._version_unchecked = False
+            # h11 never keeps an HTTP/1.0 connection, whatever its Connection header says.
+            keep_alive = keep_alive and parser.get_http_version() != "1.0"
+        self._finish(keep_alive)
 
     def _finish(self, keep_alive: bool) -> Response:
         status, headers = self._head  # type: ignore[misc]
         body = b"".join(self._body)
-        self._headers, self._body, self._head = [], [], None
-        self._started = self._until_eof = False
+        self._body, self._head, self._started = [], None, False
+        if self._headers:  # trailers
+            self._headers = []
         self._outstanding -= 1
         self._keep_alive = self._keep_alive and keep_alive
         self._done = response = Response(status, headers, body)
@@ -321,12 +318,21 @@ class FastWire:
         return done
 
     def _eof(self) -> Response:
-        if self._outstanding and self._started and not self._broken:
-            if self._head is not None and self._until_eof:
-                self._done = None
-                return self._finish(False)
-            raise WireError(CUT, cut=True, head=self._head)
-        raise WireError(CLOSED)
+        if not (self._outstanding and self._started and not self._broken):
+            raise WireError(CLOSED)
+        head = self._head
+        if head is None:
+            raise WireError(CUT, cut=True)
+        status, headers = head
+        names = {name for name, _ in headers}
+        if b"transfer-encoding" in names:
+            if [v.lower() for n, v in headers if n == b"transfer-encoding"] != [b"chunked"]:
+                # llhttp read such a body until the close; h11 refuses the head: as h11.
+                raise WireError("only Transfer-Encoding: chunked is supported", cut=True)
+        elif b"content-length" not in names and status not in (204, 304):
+            self._done = None
+            return self._finish(False)  # RFC 9112 §6.3: the body ended with the connection
+        raise WireError(CUT, cut=True, head=head)
 
     def reusable(self) -> bool:
         return (self._keep_alive and not self._broken and not self._outstanding

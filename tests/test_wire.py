@@ -225,6 +225,17 @@ def test_engines_agree_on_end_of_stream_and_odd_framing(case):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_trailers_do_not_leak_into_the_next_answer(engine):
+    w = engine()
+    for _ in range(2):
+        w.request(GET)
+        assert w.receive(CHUNKED_HEAD + b"2\r\n{}\r\n0\r\nX-Trailer: t\r\n\r\n") == Response(
+            200, [RID, (b"transfer-encoding", b"chunked")], b"{}")
+    w.request(GET)
+    assert w.receive(OK) == OK_RESPONSE and w.reusable()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_late_bytes_on_an_idle_connection_make_it_unusable(engine):
     w = engine()
     w.request(GET)
