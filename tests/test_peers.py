@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -349,7 +350,11 @@ async def test_serve_banner_shows_the_engine(value: str, shown: str) -> None:
             assert line, banner
             banner += line
     finally:
-        proc.kill()
-        await proc.wait()
+        proc.send_signal(signal.SIGINT)  # its Ctrl-C; no runtime started yet (it starts lazily)
+        try:
+            await asyncio.wait_for(proc.wait(), T)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
     runtime_line = [line for line in banner.decode().splitlines() if line.startswith("  runtime: ")]
     assert len(runtime_line) == 1 and f"-m aruntime {shown}; timeout " in runtime_line[0], banner
