@@ -131,6 +131,9 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
+_EPOCH_FLOOR_MS = 10**12  # 2001-09-09: no Runtime API deadline is earlier
+
+
 def parse_invocation(headers: list[tuple[bytes, bytes]], body: bytes) -> Invocation:
     """Build an `Invocation` from the (lower-cased) headers and body of a `/next` answer."""
     h = dict(headers)
@@ -139,7 +142,9 @@ def parse_invocation(headers: list[tuple[bytes, bytes]], body: bytes) -> Invocat
         deadline_ms: int | None = int(deadline) if deadline else None
     except ValueError:
         deadline_ms = None
-    if deadline_ms is not None and deadline_ms <= 0:
+    if deadline_ms is not None and deadline_ms < _EPOCH_FLOOR_MS:
+        # Not epoch milliseconds of this century: zero, negative, or cargo-lambda's "600000"
+        # (a duration, SPEC §8). Read as no deadline, as for a value that is not a number.
         deadline_ms = None
     return Invocation(
         request_id=_text(h.get(b"lambda-runtime-aws-request-id")) or "",

@@ -160,8 +160,12 @@ async def test_async_handler(cargo_lambda: int) -> None:
     async with runtime(cargo_lambda, "aecho", H + "async_echo") as proc, \
             aiohttp.ClientSession(timeout=timeout) as session:
         for n in range(2):  # the loop lives on between invocations
-            assert await _invoke(session, cargo_lambda, "aecho", {"n": n}) == (
-                200, {"async": True, "event": {"n": n}})
+            status, body = await _invoke(session, cargo_lambda, "aecho", {"n": n})
+            assert status == 200 and isinstance(body, dict)
+            # cargo-lambda's deadline header is "600000", a duration: read as no deadline (the
+            # longest timeout), not as 1970 (no time left).
+            assert body == {"async": True, "event": {"n": n}, "remaining_ms": body["remaining_ms"]}
+            assert 890_000 < body["remaining_ms"] <= 900_000
         _no_warnings(proc)
 
 

@@ -96,10 +96,16 @@ def test_parse_invocation_absent_headers_are_none_and_request_id_empty() -> None
     assert got.body == b""
 
 
-@pytest.mark.parametrize("value", [b"0", b"-5", b"abc", b"", b"12.5", b"1e12", b" "])
+@pytest.mark.parametrize("value", [b"0", b"-5", b"abc", b"", b"12.5", b"1e12", b" ",
+                                   b"600000", b"999999999999"])  # 600000: cargo-lambda's
 def test_parse_invocation_bad_deadline_is_none(value: bytes) -> None:
     got = protocol.parse_invocation([(b"lambda-runtime-deadline-ms", value)], b"")
     assert got.deadline_ms is None
+
+
+def test_parse_invocation_deadline_floor() -> None:
+    got = protocol.parse_invocation([(b"lambda-runtime-deadline-ms", b"1000000000000")], b"")
+    assert got.deadline_ms == 10**12
 
 
 def test_parse_invocation_non_utf8_header_does_not_raise() -> None:

@@ -16,7 +16,7 @@ def echo(event, context):
 
 async def async_echo(event, context):
     await asyncio.sleep(0)
-    return {"async": True, "event": event}
+    return {"async": True, "event": event, "remaining_ms": context.get_remaining_time_in_millis()}
 
 
 def stream(event, context):
