@@ -351,6 +351,19 @@ class Logs:
         self.sink.log_error(lines)
 
 
+def settle_stdio() -> None:
+    """Before exit: a stdout/stderr that cannot flush any more (a handler replaced or broke it)
+    is dropped, so Python's own flush at exit cannot turn the runtime's exit status into 120."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            setattr(sys, name, None)
+
+
 def _unbuffer() -> None:
     # Every write reaches the fd at once (Lambda may freeze us right after a response); a
     # write-through text layer over an unbuffered FileIO does that without a flush per call.

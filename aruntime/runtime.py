@@ -18,7 +18,7 @@ from .connection import RuntimeClient
 from .errors import RuntimeAPIError, RuntimeAPIUnavailable
 from .invoke import Invoker
 from .loader import Kind, kind_of, load
-from .logs import UNHANDLED_WARNING, Logs, write_stderr
+from .logs import UNHANDLED_WARNING, Logs, settle_stdio, write_stderr
 from .marshal import dumps
 from .protocol import Invocation
 
@@ -72,6 +72,7 @@ def main(handler_spec: str | None) -> int:
         raise
     finally:
         client.close()
+        settle_stdio()
     return 0
 
 
