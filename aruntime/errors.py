@@ -142,6 +142,8 @@ def log_stack(exc: BaseException) -> list[str] | None:
     """
     if isinstance(exc, _Escaped):
         exc = exc.exc
+    if isinstance(exc, RuntimeFault):  # the runtime's own words, as the reference logs them
+        return None
     chain: list[tuple[BaseException, str]] = []
     seen = {id(exc)}
     current = exc

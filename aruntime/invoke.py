@@ -325,13 +325,14 @@ class _StreamSink:
         conn = request.conn
         # A write that never yields to the loop (a sync generator, or any producer that blocks
         # between writes) would never see connection_lost: ask at the write itself.
+        gone = self.disconnected or conn.transport.is_closing()  # type: ignore[union-attr]
         now = monotonic()
-        if self.disconnected or conn.transport.is_closing() or (  # type: ignore[union-attr]
-                now - self._checked >= HANGUP_CHECK_S and conn.peer_gone()):
+        if not gone and now - self._checked >= HANGUP_CHECK_S:
+            self._checked = now
+            gone = conn.peer_gone()
+        if gone:
             self.disconnected = True
             raise StreamDisconnectedError("the Runtime API closed the response stream")
-        if now - self._checked >= HANGUP_CHECK_S:
-            self._checked = now
         try:
             await request.send(data)
         except ConnectionError as e:
