@@ -190,8 +190,11 @@ class Invoker:
                     executor.submit(close)
             raise
         except BaseException:
-            if not finished:  # a write failed: its finally blocks run in the pool, as its steps
-                await asyncio.wrap_future(executor.submit(ctx.run, gen.close))
+            if not finished:
+                # A write failed: the generator's finally blocks run in the pool, as its steps
+                # did. Shielded: a cancellation arriving meanwhile (the loss of the connection,
+                # seen late by the loop) must not drop the close while it waits for a thread.
+                await asyncio.shield(asyncio.wrap_future(executor.submit(ctx.run, gen.close)))
             raise
 
     async def fail(self, client: RuntimeClient, inv: protocol.Invocation,
