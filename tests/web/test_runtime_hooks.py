@@ -44,3 +44,25 @@ async def test_generator_returning_a_value_unyielded_answers_buffered(fake_api):
     assert posts[0].header("content-type") == "application/json"
     assert posts[1].header("lambda-runtime-function-response-mode") == "streaming"
     assert posts[1].body == b"streamed"
+
+
+async def test_init_hook_runs_on_the_loop_before_the_first_next(fake_api):
+    posts, proc = await _run(fake_api, "with_init", {})
+    assert posts[0].json() == {"init_ran": True, "same_loop": True}
+    assert proc.stdout.count(b"init hook ran") == 1
+
+
+async def test_failing_init_hook_is_an_init_error(fake_api):
+    fake_api.push({})
+    proc = await run_runtime([sys.executable, "-m", "aruntime", H + "with_failing_init"], fake_api)
+    assert await proc.wait(20) == 1
+    (post,) = [ex for ex in fake_api.exchanges if ex.method == "POST"]
+    assert post.target == "/2018-06-01/runtime/init/error"
+    assert post.header("lambda-runtime-function-error-type") == "ValueError"
+    error = post.json()
+    assert error["errorType"] == "ValueError"
+    assert error["errorMessage"] == "the start-up hook failed"
+    assert any("hooks_handlers.py" in frame for frame in error["stackTrace"])
+    # No invocation was taken: init failed before the first /next.
+    assert not [ex for ex in fake_api.exchanges if ex.target.endswith("/next")]
+    assert b"[ERROR] ValueError: the start-up hook failed" in proc.stdout
