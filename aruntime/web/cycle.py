@@ -53,6 +53,7 @@ class Cycle:
         self.chunks: list[bytes] = []
         self._body_taken = False
         self._finished = asyncio.Event()
+        self._io: asyncio.Future[None] | None = None
 
     @property
     def started(self) -> bool:
@@ -105,19 +106,32 @@ class Cycle:
         await self._guarded(stream.write(data))
         await self._guarded(stream.write(PRELUDE_SEPARATOR))
 
-    async def _guarded(self, write: Awaitable[None]) -> None:
+    async def _guarded(self, operation: Awaitable[None]) -> None:
+        # Shielded: an app that cancels its own send (anyio task groups do, once receive()
+        # answers http.disconnect) must not cut a write or the close short — a half-finished
+        # request would leave the Runtime API connection out of step. `drain` awaits it.
+        self._io = asyncio.ensure_future(operation)
         try:
-            await write
+            await asyncio.shield(self._io)
         except StreamDisconnectedError:
             self.lost()
             raise
 
+    async def drain(self) -> None:
+        """Wait for a stream operation the app stopped waiting for."""
+        if self._io is not None and not self._io.done():
+            await asyncio.wait({self._io})
+        if self._io is not None and not self._io.cancelled() and self._io.exception():
+            self.lost()
+
     async def finish(self) -> None:
-        """The response is complete: close the stream, let `receive` answer disconnect."""
+        """The response is complete: close the stream, then let `receive` answer disconnect."""
         self.complete = True
-        self._finished.set()
-        if self.stream is not None:
-            await self._guarded(self.stream.close())
+        try:
+            if self.stream is not None:
+                await self._guarded(self.stream.close())
+        finally:
+            self._finished.set()
 
     def answer(self) -> dict[str, Any]:
         """The buffered answer (buffered mode)."""
@@ -140,6 +154,7 @@ async def serve_streaming(app: ASGIApp, request: HttpRequest, stream: ResponseSt
     try:
         # wait(), not `await task`: our own cancellation must not cancel the app outright.
         await asyncio.wait({task})
+        await cycle.drain()
     except asyncio.CancelledError:
         # The pipeline cancels us when the Runtime API closed the stream (timeout, shutdown).
         cycle.lost()

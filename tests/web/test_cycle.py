@@ -236,3 +236,31 @@ async def test_app_that_never_answers_or_breaks_the_protocol(caplog):
     sink = Sink()
     with pytest.raises(RuntimeError, match="http.response.start sent twice"):
         await serve_streaming(twice, request(), ResponseStream(sink))
+
+
+async def test_an_app_cancelling_its_own_send_cannot_cut_the_close_short():
+    """sse-starlette cancels its task group once receive() answers http.disconnect, possibly
+    while its final send is still closing the stream: the close must complete anyway, before
+    the handler returns (or the next /next would share a connection with a half-done POST)."""
+    release = asyncio.Event()
+
+    class SlowSink(Sink):
+        async def finish(self, content_type: str) -> None:
+            await release.wait()
+            await super().finish(content_type)
+
+    sink = SlowSink()
+
+    async def app(scope, receive, send):
+        await receive()
+        await send(start())
+        closing = asyncio.ensure_future(send(body(b"last")))
+        await asyncio.sleep(0.01)
+        closing.cancel()  # the app gives up on its send midway
+
+    serving = asyncio.ensure_future(serve_streaming(app, request(), ResponseStream(sink)))
+    await asyncio.sleep(0.05)
+    assert not serving.done()  # still waiting for the close the app abandoned
+    release.set()
+    await asyncio.wait_for(serving, 2)
+    assert sink.events[-2:] == [("send", b"last"), ("finish", HTTP_INTEGRATION)]
