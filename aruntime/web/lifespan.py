@@ -53,9 +53,11 @@ class Lifespan:
             self._unanswered()
             return
         if answer["type"] == "lifespan.startup.failed":
+            # Starlette sends the whole traceback as the message: its last line is the error.
+            lines = str(answer.get("message") or "").strip().splitlines() or ["(no message)"]
             raise RuntimeFault(errors.LIFESPAN_STARTUP_ERROR,
-                               "ASGI lifespan startup failed: " + str(answer.get("message") or
-                                                                      "(no message)"))
+                               "ASGI lifespan startup failed: " + lines[-1],
+                               [line + "\n" for line in lines[:-1]] or None)
         if answer["type"] != "lifespan.startup.complete":
             raise RuntimeFault(errors.LIFESPAN_STARTUP_ERROR,
                                f"ASGI lifespan: the app answered lifespan.startup with "
