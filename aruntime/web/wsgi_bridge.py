@@ -42,6 +42,9 @@ class WSGIBridge:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._active: weakref.WeakSet[_Response] = weakref.WeakSet()
 
+    def __repr__(self) -> str:
+        return f"<WSGI app {self.app!r}>"
+
     def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._executor is None:
             threads = self.threads or _concurrency()
