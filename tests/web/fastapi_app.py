@@ -112,6 +112,15 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
+@app.get("/midway")
+async def midway() -> StreamingResponse:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"first part\n"
+        raise RuntimeError("the model went away")
+
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
 @app.get("/boom")
 async def boom() -> None:
     raise KeyError("boom")

@@ -7,6 +7,7 @@ to run once for all of them.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import sys
@@ -48,6 +49,7 @@ ROUTES: dict[str, dict] = {
     "binary": dict(method="GET", target="/binary"),
     "missing": dict(method="GET", target="/nope"),
     "boom": dict(method="GET", target="/boom"),
+    "midway": dict(method="GET", target="/midway"),
     "stream": dict(method="GET", target="/stream?n=3&delay=0.1"),
     "sse": dict(method="GET", target="/sse?n=3&delay=0.02"),
     "scope": dict(method="GET", target="/scope?a=1&a=2",
@@ -127,6 +129,17 @@ async def test_every_format_in_every_invoke_mode(fake_api, mode):
         assert a["empty"].status == 204 and a["empty"].body == b""
         _check_scope(fmt, a["scope"].json())
 
+        midway = a["midway"]
+        if midway.streamed:
+            # Failed after the first byte: the stream ends with the error trailers (SPEC §3).
+            assert midway.status == 200 and midway.body == b"first part\n"
+            ex = midway.exchange
+            assert ex.trailer("lambda-runtime-function-error-type") == "Function.RuntimeError"
+            error = json.loads(base64.b64decode(ex.trailer("lambda-runtime-function-error-body")))
+            assert error["errorMessage"] == "the model went away"
+        else:
+            assert (midway.status, midway.body) == (500, b"Internal Server Error")
+
         if a["stream"].streamed:
             # Each chunk left when the app sent it: prelude, separator, then ~0.1 s apart.
             chunks = a["stream"].exchange.chunks
@@ -141,6 +154,7 @@ async def test_every_format_in_every_invoke_mode(fake_api, mode):
     line = next(line for line in out.splitlines() if "Exception in ASGI app" in line)
     assert f"\t{boom_id}\tException in ASGI app after its response completed" in line
     assert "KeyError: 'boom'" in out
+    assert "RuntimeError: the model went away" in out  # logged with its traceback in any mode
 
     invalid = answers[("invalid", "")]
     assert invalid.target.endswith("/error")  # type: ignore[attr-defined]
