@@ -102,9 +102,7 @@ class Cycle:
     async def _write_prelude(self, stream: ResponseStream, head: Head) -> None:
         data = responses.prelude(self.request.format, head)
         stream.content_type = HTTP_INTEGRATION
-        # Two chunks: cargo-lambda reads the JSON and the separator per chunk (SPEC §8).
-        await self._guarded(stream.write(data))
-        await self._guarded(stream.write(PRELUDE_SEPARATOR))
+        await self._guarded(_prelude(stream, data))
 
     async def _guarded(self, operation: Awaitable[None]) -> None:
         # Shielded: an app that cancels its own send (anyio task groups do, once receive()
@@ -145,6 +143,13 @@ class Cycle:
         self.chunks.clear()
         await self.send({"type": "http.response.start", "status": 500, "headers": _ERROR_HEADERS})
         await self.send({"type": "http.response.body", "body": _ERROR_BODY})
+
+
+async def _prelude(stream: ResponseStream, data: bytes) -> None:
+    # Two chunks, as cargo-lambda reads the JSON and the separator (SPEC §8), written in one
+    # go: nothing can come between them.
+    await stream.write(data)
+    await stream.write(PRELUDE_SEPARATOR)
 
 
 async def serve_streaming(app: ASGIApp, request: HttpRequest, stream: ResponseStream) -> None:

@@ -90,16 +90,16 @@ async def sse(n: int = 3, delay: float = 0.05) -> EventSourceResponse:
 
 @app.get("/watch")
 async def watch(request: Request, marker: str) -> StreamingResponse:
-    """Streams until the caller is gone, then records how it learnt of it."""
+    """Sends its head, then waits for the caller to go away; records how it learnt of it."""
 
     async def chunks() -> AsyncIterator[bytes]:
         try:
-            for i in range(600):
-                if await request.is_disconnected():
+            while True:  # as Starlette's and sse-starlette's disconnect listeners do
+                message = await request.receive()  # first the (empty) body, then it waits
+                if message["type"] == "http.disconnect":
                     _write(marker, "disconnected")
                     return
-                yield f"tick {i}\n".encode()
-                await asyncio.sleep(0.05)
+            yield b""  # never reached: it makes this an async generator
         except asyncio.CancelledError:
             _write(marker, "cancelled")
             raise
