@@ -18,7 +18,7 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, MutableMapping
 
-from ..errors import _Escaped
+from ..errors import RuntimeAPIError, _Escaped
 from ..stream import HTTP_INTEGRATION, PRELUDE_SEPARATOR, ResponseStream, StreamDisconnectedError
 from . import responses
 from .events import HttpRequest
@@ -54,6 +54,7 @@ class Cycle:
         self._body_taken = False
         self._finished = asyncio.Event()
         self._io: asyncio.Future[None] | None = None
+        self.api_error: RuntimeAPIError | None = None
 
     @property
     def started(self) -> bool:
@@ -111,15 +112,21 @@ class Cycle:
         self._io = asyncio.ensure_future(operation)
         try:
             await asyncio.shield(self._io)
-        except StreamDisconnectedError:
+        except ConnectionError:  # StreamDisconnectedError, or the close's write failing
             self.lost()
+            raise
+        except RuntimeAPIError as e:  # the service refused the answer: the pipeline decides
+            self.api_error = e
             raise
 
     async def drain(self) -> None:
         """Wait for a stream operation the app stopped waiting for."""
         if self._io is not None and not self._io.done():
             await asyncio.wait({self._io})
-        if self._io is not None and not self._io.cancelled() and self._io.exception():
+        error = None if self._io is None or self._io.cancelled() else self._io.exception()
+        if isinstance(error, RuntimeAPIError):
+            self.api_error = error
+        elif error is not None:
             self.lost()
 
     async def finish(self) -> None:
@@ -165,6 +172,8 @@ async def serve_streaming(app: ASGIApp, request: HttpRequest, stream: ResponseSt
         cycle.lost()
         await _wind_down(task)
         raise
+    if cycle.api_error is not None:
+        raise cycle.api_error  # a non-2xx for the streamed answer: logged, or fatal (500)
     error = (asyncio.CancelledError("the ASGI app's task was cancelled") if task.cancelled()
              else task.exception())
     if error is None:

@@ -50,3 +50,29 @@ async def test_flask_stream_thread_released_on_a_lost_stream(fake_api):
     out = proc.stdout.decode()  # type: ignore[attr-defined]
     assert f"the Runtime API closed the response stream of {lost}" in out
     assert proc.returncode is None  # type: ignore[attr-defined]
+
+
+async def test_refused_streamed_answer_is_the_runtime_apis_word_not_an_app_error(fake_api):
+    fake_api.answer("/response", 413, times=1)  # the service refuses the first answer
+    refused = fake_api.push(E.v2("GET", "/items/1"))
+    fake_api.push(E.v2("GET", "/items/2"))
+    fake_api.finish()
+    proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.web.fastapi_app.handler"],
+                             fake_api)
+    assert await proc.wait(30) == 1  # the normal end: /next answered 500 by finish()
+    posts = [ex for ex in fake_api.exchanges if ex.method == "POST"]
+    assert [p.status for p in posts] == [413, 202]
+    out = proc.stdout.decode()
+    assert f"/invocation/{refused}/response answered 413" in out
+    assert "Exception in ASGI app" not in out
+
+
+async def test_fatal_answer_to_a_streamed_response_ends_the_runtime(fake_api):
+    fake_api.answer("/response", 500, times=1)
+    fake_api.push(E.v2("GET", "/items/1"))
+    fake_api.push(E.v2("GET", "/items/2"))
+    proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.web.fastapi_app.handler"],
+                             fake_api)
+    assert await proc.wait(30) == 1
+    assert len([ex for ex in fake_api.exchanges if ex.method == "POST"]) == 1
+    assert b"answered 500" in proc.stderr and b"Exception in ASGI app" not in proc.stdout
