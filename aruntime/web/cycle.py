@@ -54,6 +54,9 @@ class Cycle:
         self._body_taken = False
         self._finished = asyncio.Event()
         self._io: asyncio.Future[None] | None = None
+        self._prelude: bytes | None = None
+        self._flush: asyncio.Handle | None = None
+        self.app_task: asyncio.Future[None] | None = None
         self.api_error: RuntimeAPIError | None = None
 
     @property
@@ -71,6 +74,9 @@ class Cycle:
         """The invocation's stream is gone: wake `receive`, fail further `send`s."""
         self.disconnected = True
         self._finished.set()
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
 
     async def send(self, message: Message) -> None:
         if self.disconnected:
@@ -81,7 +87,12 @@ class Cycle:
                 raise RuntimeError("ASGI: http.response.start sent twice")
             self.head = Head(int(message["status"]), message.get("headers") or [])
             if self.stream is not None:
-                await self._write_prelude(self.stream, self.head)
+                self._prelude = responses.prelude(self.request.format, self.head)
+                self.stream.content_type = HTTP_INTEGRATION
+                # Out at the end of this loop step: with the first body if the app sends it
+                # at once (one operation for a whole JSON answer), alone if it does not (an
+                # event stream's caller gets status and headers before the first event).
+                self._flush = asyncio.get_running_loop().call_soon(self._flush_prelude)
         elif kind == "http.response.body":
             if self.head is None:
                 raise RuntimeError("ASGI: http.response.body sent before http.response.start")
@@ -92,23 +103,53 @@ class Cycle:
             if self.stream is None:
                 if body:
                     self.chunks.append(bytes(body))
+                if not more:
+                    await self.finish()
             else:
-                if body:
-                    await self._guarded(self.stream.write(body))
-            if not more:
-                await self.finish()
+                await self._write(bytes(body), final=not more)
         else:
             raise RuntimeError(f"ASGI: unexpected message {kind!r} on an http connection")
 
-    async def _write_prelude(self, stream: ResponseStream, head: Head) -> None:
-        data = responses.prelude(self.request.format, head)
-        stream.content_type = HTTP_INTEGRATION
-        await self._guarded(_prelude(stream, data))
+    def _take_prelude(self) -> bytes | None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        data, self._prelude = self._prelude, None
+        return data
+
+    def _flush_prelude(self) -> None:
+        self._flush = None
+        if self.app_task is not None and self.app_task.done():
+            return  # the app already ended (an error: still time for a clean 500)
+        data, self._prelude = self._prelude, None
+        if data is not None and self.stream is not None and not self.disconnected:
+            self._io = asyncio.ensure_future(_write_all(self.stream, data, b"", False))
+
+    async def _write(self, body: bytes, final: bool) -> None:
+        assert self.stream is not None
+        prelude = self._take_prelude()
+        await self._settle()
+        if final:
+            self.complete = True
+        if prelude is not None or final:
+            # These may wait midway (opening the request, the service's answer to the close):
+            # shielded, so an app that cancels its own send (a send timeout, an anyio task
+            # group) cannot leave the Runtime API connection with a half-done request.
+            try:
+                await self._guarded(_write_all(self.stream, prelude, body, final))
+            finally:
+                if final:
+                    self._finished.set()
+        elif body:
+            # A chunk alone is safe to interrupt: its only wait is for buffer space, after
+            # the chunk was handed to the transport whole.
+            try:
+                await self.stream.write(body)
+            except ConnectionError:
+                self.lost()
+                raise
 
     async def _guarded(self, operation: Awaitable[None]) -> None:
-        # Shielded: an app that cancels its own send (anyio task groups do, once receive()
-        # answers http.disconnect) must not cut a write or the close short — a half-finished
-        # request would leave the Runtime API connection out of step. `drain` awaits it.
         self._io = asyncio.ensure_future(operation)
         try:
             await asyncio.shield(self._io)
@@ -119,8 +160,20 @@ class Cycle:
             self.api_error = e
             raise
 
+    async def _settle(self) -> None:
+        """Wait for a shielded operation still running (the head, an abandoned send)."""
+        if self._io is not None and not self._io.done():
+            await self._guarded(self._io)
+        elif self._io is not None and not self._io.cancelled() and self._io.exception():
+            await self._guarded(self._io)  # raises its error, as the app's send would have
+
+    @property
+    def head_sent(self) -> bool:
+        """The status and headers are on their way: too late to answer 500 instead."""
+        return self.head is not None and self._prelude is None
+
     async def drain(self) -> None:
-        """Wait for a stream operation the app stopped waiting for."""
+        """Wait for a shielded operation the app stopped waiting for."""
         if self._io is not None and not self._io.done():
             await asyncio.wait({self._io})
         error = None if self._io is None or self._io.cancelled() else self._io.exception()
@@ -131,12 +184,11 @@ class Cycle:
 
     async def finish(self) -> None:
         """The response is complete: close the stream, then let `receive` answer disconnect."""
+        if self.stream is not None:
+            await self._write(b"", final=True)
+            return
         self.complete = True
-        try:
-            if self.stream is not None:
-                await self._guarded(self.stream.close())
-        finally:
-            self._finished.set()
+        self._finished.set()
 
     def answer(self) -> dict[str, Any]:
         """The buffered answer (buffered mode)."""
@@ -145,24 +197,31 @@ class Cycle:
                                   self.request.multi_value)
 
     async def fail(self) -> None:
-        """Answer 500, the app having failed before its response started."""
+        """Answer 500, the app having failed before its response's head went out."""
+        self._take_prelude()
         self.head = None
         self.chunks.clear()
         await self.send({"type": "http.response.start", "status": 500, "headers": _ERROR_HEADERS})
         await self.send({"type": "http.response.body", "body": _ERROR_BODY})
 
 
-async def _prelude(stream: ResponseStream, data: bytes) -> None:
-    # Two chunks, as cargo-lambda reads the JSON and the separator (SPEC §8), written in one
-    # go: nothing can come between them.
-    await stream.write(data)
-    await stream.write(PRELUDE_SEPARATOR)
+async def _write_all(stream: ResponseStream, prelude: bytes | None, body: bytes,
+                     final: bool) -> None:
+    if prelude is not None:
+        # Two chunks, as cargo-lambda reads the JSON and the separator (SPEC §8).
+        await stream.write(prelude)
+        await stream.write(PRELUDE_SEPARATOR)
+    if body:
+        await stream.write(body)
+    if final:
+        await stream.close()
 
 
 async def serve_streaming(app: ASGIApp, request: HttpRequest, stream: ResponseStream) -> None:
     """Run `app` for `request`, its answer written to `stream` as produced."""
     cycle = Cycle(request, stream)
-    task = asyncio.ensure_future(_call(app, request.scope, cycle.receive, cycle.send))
+    task = cycle.app_task = asyncio.ensure_future(_call(app, request.scope, cycle.receive,
+                                                        cycle.send))
     try:
         # wait(), not `await task`: our own cancellation must not cancel the app outright.
         await asyncio.wait({task})
@@ -171,6 +230,7 @@ async def serve_streaming(app: ASGIApp, request: HttpRequest, stream: ResponseSt
         # The pipeline cancels us when the Runtime API closed the stream (timeout, shutdown).
         cycle.lost()
         await _wind_down(task)
+        await cycle.drain()  # its error is the lost stream's: retrieved, not reported
         raise
     if cycle.api_error is not None:
         raise cycle.api_error  # a non-2xx for the streamed answer: logged, or fatal (500)
@@ -190,7 +250,7 @@ async def serve_streaming(app: ASGIApp, request: HttpRequest, stream: ResponseSt
         # The caller has its whole answer (Starlette sends its 500 before re-raising).
         _log_failure(error, "after its response completed")
         return
-    if not cycle.started:
+    if not cycle.head_sent:
         _log_failure(error, "before its response started; answered 500")
         await cycle.fail()
         return

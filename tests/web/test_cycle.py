@@ -234,8 +234,11 @@ async def test_app_that_never_answers_or_breaks_the_protocol(caplog):
         await send(start())
 
     sink = Sink()
-    with pytest.raises(RuntimeError, match="http.response.start sent twice"):
-        await serve_streaming(twice, request(), ResponseStream(sink))
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, "aruntime.web"):
+        await serve_streaming(twice, request(), ResponseStream(sink))  # nothing out yet: a 500
+    assert json.loads(sink.events[1][1])["statusCode"] == 500
+    assert str(caplog.records[0].exc_info[1]) == "ASGI: http.response.start sent twice"
 
 
 async def test_an_app_cancelling_its_own_send_cannot_cut_the_close_short():
@@ -264,3 +267,34 @@ async def test_an_app_cancelling_its_own_send_cannot_cut_the_close_short():
     release.set()
     await asyncio.wait_for(serving, 2)
     assert sink.events[-2:] == [("send", b"last"), ("finish", HTTP_INTEGRATION)]
+
+
+async def test_head_waits_for_the_end_of_the_loop_step():
+    """A whole answer sent at once goes out as one operation; a head followed by a pause goes
+    out alone, before the first chunk (an event stream's caller sees the headers at once)."""
+    release = asyncio.Event()
+    sink = Sink()
+
+    async def app(scope, receive, send):
+        await send(start())
+        await release.wait()
+        await send(body(b"late"))
+
+    serving = asyncio.ensure_future(serve_streaming(app, request(), ResponseStream(sink)))
+    await asyncio.sleep(0.01)
+    assert [e[0] for e in sink.events] == ["open", "send", "send"]  # prelude and separator
+    release.set()
+    await serving
+    assert sink.events[3:] == [("send", b"late"), ("finish", HTTP_INTEGRATION)]
+
+
+async def test_error_between_the_head_and_the_first_body_is_still_a_500(caplog):
+    async def app(scope, receive, send):
+        await send(start(200, [(b"content-type", b"application/json")]))
+        raise ValueError("rendering the body failed")
+
+    sink = Sink()
+    with caplog.at_level(logging.ERROR, "aruntime.web"):
+        await serve_streaming(app, request(), ResponseStream(sink))
+    assert json.loads(sink.events[1][1])["statusCode"] == 500  # the 200 never went out
+    assert caplog.records[0].exc_info[0] is ValueError
