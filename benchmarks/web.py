@@ -12,8 +12,8 @@ the runtimes alternating each round:
 - a warm JSON request: latency (event handed out → answer in) and the runtime's CPU per invoke;
 - how many times the app's lifespan startup ran.
 
-A third column runs the same aruntime handler in buffered invoke mode: the adapter's cost
-without the stream. Writes results/web.md and results/web.json (`--out DIR` elsewhere).
+aruntime runs with its default wire engine (h11) and with the `fast` extra (httptools), and
+once more in buffered invoke mode: the adapter's cost without the stream. Writes results/web.md and results/web.json (`--out DIR` elsewhere).
 Ratio = aruntime / Mangum.
 """
 
@@ -61,8 +61,10 @@ TINY = Mode(rounds=1, warm=5, streams=1, chunks=4, delay=0.05)  # the smoke test
 RUNTIMES = {  # name -> (runtime in scenarios.all_runtimes(), handler, environment)
     "mangum": ("awslambdaric", "bench_web_mangum.handler", {}),
     "aruntime": ("aruntime", "bench_web_aruntime.handler", {}),
+    # With the `fast` extra (httptools parses the Runtime API's answers).
+    "aruntime-fast": ("aruntime-fast", "bench_web_aruntime.handler", {}),
     # The same handler in buffered invoke mode: what the adapter costs without the stream.
-    "aruntime-buffered": ("aruntime", "bench_web_aruntime.handler",
+    "aruntime-buffered": ("aruntime-fast", "bench_web_aruntime.handler",
                           {"ARUNTIME_INVOKE_MODE": "buffered"}),
 }
 
@@ -296,22 +298,27 @@ ROWS = [  # key, label, unit
 ]
 
 
-COLUMNS = [("mangum", "Mangum on awslambdaric"), ("aruntime", "aruntime.asgi"),
-           ("aruntime-buffered", "aruntime.asgi, buffered mode")]
+COLUMNS = [  # key, column, ratio column
+    ("mangum", "Mangum on awslambdaric", ""),
+    ("aruntime", "aruntime.asgi", "ratio"),
+    ("aruntime-fast", "aruntime[fast] .asgi", "ratio fast"),
+    ("aruntime-buffered", "aruntime[fast] .asgi, buffered mode", "ratio fast buffered"),
+]
 
 
 def table(results: dict[str, dict[str, list[float]]], mode: Mode) -> str:
-    head = " | ".join(label for _, label in COLUMNS)
-    lines = [f"| measure | {head} | ratio | ratio, buffered |",
-             "|---|" + "---:|" * (len(COLUMNS) + 2)]
+    head = " | ".join(label for _, label, _ in COLUMNS)
+    ratios = " | ".join(ratio for _, _, ratio in COLUMNS[1:])
+    lines = [f"| measure | {head} | {ratios} |",
+             "|---|" + "---:|" * (2 * len(COLUMNS) - 1)]
     for key, label, unit in ROWS:
         label = label.replace("4 × 0.5 s", f"{mode.chunks} × {mode.delay:g} s")
         values = [statistics.median(results.get(key, {}).get(name) or [float("nan")])
-                  for name, _ in COLUMNS]
+                  for name, _, _ in COLUMNS]
         if key == "lifespan_startups":
             n = int(statistics.median(results["invocations"]["aruntime"]))
             cells = " | ".join(f"{v:.0f}" for v in values)
-            lines.append(f"| {label} ({n}) | {cells} | | |")
+            lines.append(f"| {label} ({n}) | {cells} |" + " |" * (len(COLUMNS) - 1))
             continue
         cells = " | ".join(f"{_fmt(v)} {unit}" for v in values)
         ratios = " | ".join(f"{v / values[0]:.2f}×" if values[0] else "—" for v in values[1:])

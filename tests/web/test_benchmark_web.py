@@ -26,11 +26,12 @@ def test_tiny_run_writes_every_row(tmp_path: Path) -> None:
     for label, cells in rows.items():
         if label.startswith("lifespan startups"):
             assert label == "lifespan startups in one process's invocations (8)"
-            assert cells[:3] == ["8", "1", "1"]  # Mangum: every invocation; aruntime: at Init
+            assert cells[:4] == ["8", "1", "1", "1"]  # Mangum: each invocation; aruntime: Init
             continue
-        assert all(CELL.match(c) for c in cells[:3]), (label, cells)
-        assert all(c.endswith("×") for c in cells[3:]), (label, cells)
+        assert all(CELL.match(c) for c in cells[:4]), (label, cells)
+        assert len(cells) == 7 and all(c.endswith("×") for c in cells[4:]), (label, cells)
     data = json.loads((tmp_path / "web.json").read_text(encoding="utf-8"))
     assert data["mode"] == "tiny"
     streamed = data["results"]["streamed"]
-    assert streamed == {"mangum": [0.0], "aruntime": [1.0], "aruntime-buffered": [0.0]}
+    assert streamed == {"mangum": [0.0], "aruntime": [1.0], "aruntime-fast": [1.0],
+                        "aruntime-buffered": [0.0]}
