@@ -8,7 +8,8 @@ the runtimes alternating each round:
 - a 4 × 0.5 s StreamingResponse: when the status and headers, the first body chunk and the last
   byte reach the Runtime API, from the moment the event was handed out (a caller of a
   `RESPONSE_STREAM` Function URL sees them then; buffered, everything arrives at the end);
-- cold start: process start → first `GET /next` (Init), and → first answer of a JSON route;
+- cold start: process start → first `GET /next` (Init), and → first answer of a JSON route
+  (more processes than rounds: the spread is wide);
 - a warm JSON request: latency (event handed out → answer in) and the runtime's CPU per invoke;
 - how many times the app's lifespan startup ran.
 
@@ -52,11 +53,12 @@ class Mode:
     streams: int  # stream requests per round
     chunks: int
     delay: float  # seconds before each chunk
+    cold: int  # extra processes per round that only measure the cold start
 
 
-FULL = Mode(rounds=5, warm=1000, streams=3, chunks=4, delay=0.5)
-QUICK = Mode(rounds=2, warm=300, streams=1, chunks=4, delay=0.5)
-TINY = Mode(rounds=1, warm=5, streams=1, chunks=4, delay=0.05)  # the smoke test's
+FULL = Mode(rounds=5, warm=1000, streams=3, chunks=4, delay=0.5, cold=3)
+QUICK = Mode(rounds=2, warm=300, streams=1, chunks=4, delay=0.5, cold=1)
+TINY = Mode(rounds=1, warm=5, streams=1, chunks=4, delay=0.05, cold=0)  # the smoke test's
 
 RUNTIMES = {  # name -> (runtime in scenarios.all_runtimes(), handler, environment)
     "mangum": ("awslambdaric", "bench_web_mangum.handler", {}),
@@ -214,7 +216,8 @@ class TimedRuntimeAPI:
             writer.close()
 
 
-async def one_round(api: TimedRuntimeAPI, name: str, mode: Mode, log: Path) -> dict[str, float]:
+async def one_round(api: TimedRuntimeAPI, name: str, mode: Mode, log: Path,
+                    cold_only: bool = False) -> dict[str, float]:
     """One runtime process: cold start, warm JSON requests, streams. Its numbers, in ms/µs."""
     runtime_name, handler, extra = RUNTIMES[name]
     runtime = next(r for r in all_runtimes() if r.name == runtime_name)
@@ -233,6 +236,8 @@ async def one_round(api: TimedRuntimeAPI, name: str, mode: Mode, log: Path) -> d
         first = api.push(function_url_event("/json"))
         await asyncio.wait_for(first.done.wait(), 60)
         got["first_answer_ms"] = (first.done_ns - spawn) / 1e6
+        if cold_only:
+            return got
 
         for _ in range(mode.warm // 5):  # unmeasured: first-call costs (route caches, imports)
             await asyncio.wait_for(api.push(function_url_event("/json")).done.wait(), 60)
@@ -348,6 +353,11 @@ async def run(mode: Mode, out_dir: Path, say=print) -> dict[str, dict[str, list[
                     f"{k}={v:.1f}" for k, v in got.items()))
                 for key, value in got.items():
                     results.setdefault(key, {}).setdefault(name, []).append(value)
+            for _ in range(mode.cold):  # cold starts are noisy: more samples, runtimes alternating
+                for name in order:
+                    got = await one_round(api, name, mode, log, cold_only=True)
+                    for key, value in got.items():
+                        results[key][name].append(value)
     finally:
         await api.close()
     return results
@@ -374,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
           f"`python -m benchmarks.web{' --' + name if name != 'full' else ''}`, {stamp}, "
           f"{platform.processor() or platform.machine()} {os.cpu_count()} cores, "
           f"CPython {platform.python_version()}, aruntime {commit}; median of {mode.rounds} "
-          f"round(s), one runtime process each, the order rotated every round; "
+          f"round(s), one runtime process each, the order rotated every round (cold starts: "
+          f"{mode.rounds * (1 + mode.cold)} processes each); "
           f"ratio = aruntime / Mangum.\n\n"
           + table(results, mode))
     args.out.mkdir(parents=True, exist_ok=True)
