@@ -326,9 +326,16 @@ def table(results: dict[str, dict[str, list[float]]], mode: Mode) -> str:
             lines.append(f"| {label} ({n}) | {cells} |" + " |" * (len(COLUMNS) - 1))
             continue
         cells = " | ".join(f"{_fmt(v)} {unit}" for v in values)
-        ratios = " | ".join(f"{v / values[0]:.2f}×" if values[0] else "—" for v in values[1:])
+        ratios = " | ".join(_ratio(v, values[0]) for v in values[1:])
         lines.append(f"| {label} | {cells} | {ratios} |")
     return "\n".join(lines) + "\n"
+
+
+def _ratio(value: float, reference: float) -> str:
+    if not reference:
+        return "—"
+    r = value / reference
+    return f"{r:.2f}×" if r >= 0.1 else f"{r:.1g}×"  # 0.0008×, not 0.00×
 
 
 def _fmt(value: float) -> str:
@@ -380,14 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR,
                             capture_output=True, text=True).stdout.strip() or "unknown"
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    md = (f"# FastAPI: aruntime.asgi vs Mangum on awslambdaric\n\n"
-          f"`python -m benchmarks.web{' --' + name if name != 'full' else ''}`, {stamp}, "
-          f"{platform.processor() or platform.machine()} {os.cpu_count()} cores, "
-          f"CPython {platform.python_version()}, aruntime {commit}; median of {mode.rounds} "
-          f"round(s), one runtime process each, the order rotated every round (cold starts: "
-          f"{mode.rounds * (1 + mode.cold)} processes each); "
-          f"ratio = aruntime / Mangum.\n\n"
-          + table(results, mode))
+    md = markdown(results, mode, name, stamp, commit)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "web.md").write_text(md, encoding="utf-8")
     (args.out / "web.json").write_text(json.dumps(
@@ -395,6 +395,18 @@ def main(argv: list[str] | None = None) -> int:
         encoding="utf-8")
     print(md)
     return 0
+
+
+def markdown(results: dict[str, dict[str, list[float]]], mode: Mode, name: str, stamp: str,
+             commit: str) -> str:
+    return (f"# FastAPI: aruntime.asgi vs Mangum on awslambdaric\n\n"
+          f"`python -m benchmarks.web{' --' + name if name != 'full' else ''}`, {stamp}, "
+          f"{platform.processor() or platform.machine()} {os.cpu_count()} cores, "
+          f"CPython {platform.python_version()}, aruntime {commit}; median of {mode.rounds} "
+          f"round(s), one runtime process each, the order rotated every round (cold starts: "
+          f"{mode.rounds * (1 + mode.cold)} processes each); "
+          f"ratio = aruntime / Mangum.\n\n"
+          + table(results, mode))
 
 
 if __name__ == "__main__":
