@@ -61,6 +61,8 @@ def main(handler_spec: str | None) -> int:
             if failed is not None:
                 return failed
         clients = [client] + [RuntimeClient(address) for _ in range(concurrency - 1)]
+        for c in clients:  # each poller posts, then asks for the next invocation
+            c.pipeline = True
         lifecycle.install_sigterm(loop, clients)
         if concurrency > 1:
             current.per_task()
