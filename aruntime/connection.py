@@ -497,7 +497,9 @@ class RuntimeClient:
         if self._deferred is not None:
             await self._flush()
         if self.pipeline:
-            conn = await self._connection()  # learns whether the server pipelines
+            conn = self._conn  # the usual case, without a coroutine: a proven, idle connection
+            if conn is None or self.pipelining is None or not conn.reusable():
+                conn = await self._connection()  # learns whether the server pipelines
             if self.pipelining:
                 self._deferred = _Deferred(conn, request, body, conn.request(request, body))
                 return

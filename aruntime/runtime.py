@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Coroutine
+from typing import Any, Callable, Coroutine
 
 from . import current, errors, lifecycle, protocol
 from .connection import RuntimeClient
@@ -118,27 +118,47 @@ def _init_failed(loop: asyncio.AbstractEventLoop, client: RuntimeClient, logs: L
     return 1
 
 
-async def _then_next(answer: Coroutine[Any, Any, None], client: RuntimeClient) -> Invocation:
-    # One loop run per invocation: answer, then wait for the next event.
-    await answer
-    return await client.next()
+async def _then_next(answer: Coroutine[Any, Any, None] | None, client: RuntimeClient,
+                     loop: asyncio.AbstractEventLoop) -> Invocation:
+    # One loop run per invocation: answer, then wait for the next event (the answer and the
+    # `GET /next` leave in one write: see connection.py). The loop is stopped from here, in
+    # the step that finishes, rather than by a done-callback one loop iteration later.
+    try:
+        if answer is not None:
+            await answer
+        return await client.next()
+    finally:
+        loop.stop()
+
+
+def _runner(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, Invocation]], Invocation]:
+    """`loop.run_until_complete` for coroutines that stop the loop themselves (`_then_next`)."""
+
+    def run(coro: Coroutine[Any, Any, Invocation]) -> Invocation:
+        task = loop.create_task(coro)
+        loop.run_forever()
+        if not task.done():  # stopped by someone else: SIGTERM's shutdown (see main)
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return task.result()
+
+    return run
 
 
 def _serve(loop: asyncio.AbstractEventLoop, client: RuntimeClient, invoker: Invoker) -> None:
-    run = loop.run_until_complete
-    inv = run(client.next())
+    run = _runner(loop)
+    inv = run(_then_next(None, client, loop))
     if invoker.kind is not Kind.SYNC:
         while True:
-            inv = run(_then_next(invoker.invoke(client, inv), client))
+            inv = run(_then_next(invoker.invoke(client, inv), client, loop))
     handler = invoker.handler
     while True:
         try:
             event, context = invoker.begin(inv)
             result = handler(event, context)
         except BaseException as e:  # noqa: BLE001 - reported as this invocation's error
-            inv = run(_then_next(invoker.fail(client, inv, e), client))
+            inv = run(_then_next(invoker.fail(client, inv, e), client, loop))
             continue
-        inv = run(_then_next(invoker.answer(client, inv, result), client))
+        inv = run(_then_next(invoker.answer(client, inv, result), client, loop))
 
 
 def _executor(kind: Kind, concurrency: int) -> Any:

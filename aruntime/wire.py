@@ -81,13 +81,21 @@ def _unsafe(value: bytes) -> bool:
 def head_bytes(head: RequestHead) -> bytes:
     """The request line and headers; `ValueError` for a header no HTTP/1.1 peer may receive
     (CR, LF or NUL in a name or value: a hostile value could otherwise inject a header)."""
+    headers = head.headers
     parts = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
-    for name, value in head.headers:
-        if _unsafe(value) or _unsafe(name):
-            raise ValueError(f"cannot send this request: bad header {name!r}: {value!r}")
+    for name, value in headers:
         parts += (name, b": ", value, b"\r\n")
     parts.append(b"\r\n")
-    return b"".join(parts)
+    data = b"".join(parts)
+    # One line end per line, and no NUL: checked on the whole head at once (three scans in C
+    # rather than three per header); the rare failure then names the culprit.
+    lines = len(headers) + 2
+    if data.count(b"\n") != lines or data.count(b"\r") != lines or b"\0" in data:
+        for name, value in [(b"request-target", head.target), *headers]:
+            if _unsafe(value) or _unsafe(name):
+                raise ValueError(f"cannot send this request: bad header {name!r}: {value!r}")
+        raise ValueError(f"cannot send this request: bad method {head.method!r}")
+    return data
 
 
 def chunk_bytes(data: bytes) -> bytes:

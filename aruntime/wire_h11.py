@@ -1,19 +1,17 @@
 """The default wire engine: h11 parses the answers and checks them; see `wire.py`.
 
-h11's client state machine allows one request at a time: it refuses a second request until the
-first answer is complete. To pipeline, each outstanding request gets its own h11 machine, and
-the bytes the answering machine does not consume (the start of the next answer, in the same
-read) are handed to the next machine in line. A machine whose cycle ended cleanly is reused.
-
-Requests are framed by `wire.head_bytes` (the same bytes h11 would produce; tests/test_protocol.py
-compares them with h11's serialiser); each machine is told of its request through a constant
-template event with the same body framing, which is all h11 needs to read the answer (RFC 9112
-§6.3: only HEAD and CONNECT requests change how an answer is framed, and we send neither).
+h11's client state machine follows one request at a time: it will not take a second request
+before the first answer is complete. To pipeline, requests sent behind the one h11 is reading
+are only counted; when that answer ends, the machine starts its next cycle, is told of the next
+request, and goes on parsing the bytes already in its buffer (the start of the next answer, read
+together with the previous one) as that request's answer. h11 is told of each request through a
+constant template event with the same body framing, which is all it needs to read the answer
+(RFC 9112 §6.3: only HEAD and CONNECT requests change how an answer is framed, and we send
+neither); the bytes on the wire come from `wire.head_bytes`, the same bytes h11 would produce
+(tests/test_protocol.py compares them with h11's serialiser).
 """
 
 from __future__ import annotations
-
-from collections import deque
 
 import h11
 
@@ -24,7 +22,6 @@ _TEMPLATE = h11.Request(method=b"POST", target=b"/", headers=[(b"Host", b"h"), (
 _STREAM_TEMPLATE = h11.Request(method=b"POST", target=b"/",
                                headers=[(b"Host", b"h"), (b"Transfer-Encoding", b"chunked")])
 _END = h11.EndOfMessage()
-_AWAITING = (h11.SEND_RESPONSE, h11.SEND_BODY)
 
 
 def _new_h11() -> h11.Connection:
@@ -37,10 +34,10 @@ class H11Wire:
 
     def __init__(self, deliver: Deliver) -> None:
         self._deliver = deliver
-        # One machine per request sent whose answer has not arrived, oldest (answering) first.
-        self._queue: deque[h11.Connection] = deque()
-        self._idle: h11.Connection | None = _new_h11()
-        self._streaming: h11.Connection | None = None  # the machine of a body still being sent
+        self.conn = _new_h11()
+        self._reading = False  # h11 knows of a request whose answer has not ended
+        self._waiting = 0  # requests sent behind it, not yet told to h11
+        self._streaming = False  # the request h11 knows of still has body to send
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
@@ -49,15 +46,15 @@ class H11Wire:
         self._closing = False  # an answer ended the connection (Connection: close, HTTP/1.0)
         self._constant: tuple[RequestHead, bytes] | None = None  # the `/next` head, framed once
 
-    def _machine(self, template: h11.Request) -> h11.Connection:
-        machine = self._idle
-        if machine is None:
-            machine = _new_h11()
-        else:
-            self._idle = None
-        machine.send(template)
-        self._queue.append(machine)
-        return machine
+    def _begin(self, template: h11.Request) -> None:
+        """Tell h11 of the next request (a fresh cycle) so it reads that request's answer."""
+        conn = self.conn
+        if conn.our_state is h11.DONE:
+            conn.start_next_cycle()
+        conn.send(template)
+        if template is _TEMPLATE:
+            conn.send(_END)
+        self._reading = True
 
     def request(self, head: RequestHead, body: bytes = b"") -> bytes:
         constant = self._constant
@@ -67,12 +64,16 @@ class H11Wire:
             data = head_bytes(head)
             if head.method == b"GET":
                 self._constant = (head, data)
-        self._machine(_TEMPLATE).send(_END)
+        if self._reading:
+            self._waiting += 1  # pipelined: h11 hears of it when the answer before it ends
+        else:
+            self._begin(_TEMPLATE)
         return data + body if body else data
 
     def stream_head(self, head: RequestHead) -> bytes:
         data = head_bytes(head)
-        self._streaming = self._machine(_STREAM_TEMPLATE)
+        self._begin(_STREAM_TEMPLATE)
+        self._streaming = True
         return data
 
     def chunk(self, data: bytes) -> bytes:
@@ -80,23 +81,19 @@ class H11Wire:
 
     def end_stream(self, trailers: list[tuple[bytes, bytes]]) -> bytes:
         data = end_bytes(trailers)
-        machine, self._streaming = self._streaming, None
-        if machine is not None:
-            machine.send(_END)
-            if (machine.their_state is h11.DONE and machine not in self._queue
-                    and not machine.trailing_data[0]):
-                self._recycle(machine)  # answered early (a 413 while the body was being sent)
+        if self._streaming:
+            self._streaming = False
+            if self.conn.our_state is h11.SEND_BODY:  # not a fresh machine after an early answer
+                self.conn.send(_END)
         return data
 
     def receive(self, data: bytes | memoryview) -> None:
-        queue = self._queue
-        if not queue or self._closing:
+        if not self._reading or self._closing:
             if data:
                 if not only_blank(data):
                     self._broken = True  # an answer to no request (a second answer, a late 408)
                 return
             raise WireError(CLOSED)
-        machine = queue[0]
         eof = not data
         if not self._started:
             if eof:
@@ -107,10 +104,11 @@ class H11Wire:
                     return
                 data = data[skip:]
             self._started = True
+        conn = self.conn
         try:
-            machine.receive_data(data)  # type: ignore[arg-type]  # h11 copies any bytes-like
+            conn.receive_data(data)  # type: ignore[arg-type]  # h11 copies any bytes-like
             while True:
-                event = machine.next_event()
+                event = conn.next_event()
                 if event is h11.NEED_DATA:
                     return
                 kind = type(event)
@@ -120,9 +118,9 @@ class H11Wire:
                 elif kind is h11.Data:
                     self._body.append(event.data)  # type: ignore[union-attr]
                 elif kind is h11.EndOfMessage:
-                    if self._answered(machine, ended=eof):
+                    if self._answered(eof):
                         return
-                    machine = queue[0]  # it was just given what followed the answer
+                    conn = self.conn
                 elif kind is h11.ConnectionClosed:
                     raise WireError(CLOSED)
         except h11.RemoteProtocolError as e:
@@ -131,50 +129,49 @@ class H11Wire:
                 raise WireError(CUT, cut=True, head=head) from e
             raise WireError(str(e), cut=True, head=head) from e
 
-    def _answered(self, machine: h11.Connection, ended: bool) -> bool:
-        """Deliver the answer `machine` completed and hand what follows it to the next machine;
-        True when there is nothing more to parse now."""
+    def _answered(self, eof: bool) -> bool:
+        """Deliver the answer that just ended and start reading the next pipelined one; True
+        when there is nothing more to parse now."""
+        conn = self.conn
         body = self._body
         # h11 hands out slices of its bytearray: the body must be bytes (bytes() of bytes is free).
         response = Response(self._status, self._headers,
                             bytes(body[0]) if len(body) == 1 else b"".join(body))
-        self._status, self._body, self._started = 0, [], False
-        self._queue.popleft()
-        extra = machine.trailing_data[0]
-        if ended or machine.their_state is h11.MUST_CLOSE:
+        self._status, self._body, self._started, self._reading = 0, [], False, False
+        if eof or conn.their_state is h11.MUST_CLOSE:
             # The body ended with the connection, or the answer said it ends it.
             self._closing = True
+        extra = conn.trailing_data[0]
         self._deliver(response)
         if self._closing:
-            if self._queue:
+            if self._waiting:
                 raise WireError(UNANSWERED)
-            if extra and not only_blank(extra):
+            if not only_blank(extra):
                 self._broken = True
             return True
-        queue = self._queue
-        if not queue:
-            if extra and not only_blank(extra):
-                self._broken = True  # an answer to no request followed: never reuse
-            elif not extra:
-                self._recycle(machine)
-            return True
-        if machine is not self._streaming and not extra:
-            self._recycle(machine)
         skip = blank_prefix(extra)
-        if skip == len(extra):
+        if not self._waiting:
+            if skip != len(extra):
+                self._broken = True  # an answer to no request followed: never reuse
+            elif extra:
+                # Only empty lines are left, and h11 would refuse them before the next status
+                # line: the next request gets a fresh machine.
+                self.conn = _new_h11()
             return True
+        self._waiting -= 1
+        if skip:
+            self.conn = _new_h11()  # as above: the rest goes to a fresh machine, blanks dropped
+            self._begin(_TEMPLATE)
+            if skip == len(extra):
+                return True
+            self.conn.receive_data(extra[skip:])
+        else:
+            self._begin(_TEMPLATE)  # the rest is already in this machine's buffer
+            if not extra:
+                return True
         self._started = True
-        queue[0].receive_data(extra[skip:] if skip else extra)
         return False
 
-    def _recycle(self, machine: h11.Connection) -> None:
-        # Only a machine whose cycle ended cleanly, with nothing left in its buffer, is reused
-        # (h11 would refuse leftover empty lines before the next status line).
-        if (self._idle is None and machine.our_state is h11.DONE
-                and machine.their_state is h11.DONE):
-            machine.start_next_cycle()
-            self._idle = machine
-
     def reusable(self) -> bool:
-        return (not self._broken and not self._closing and not self._queue
-                and self._streaming is None)
+        return not (self._broken or self._closing or self._reading or self._waiting
+                    or self._streaming)
