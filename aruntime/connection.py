@@ -85,6 +85,16 @@ def _wake(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+async def _sleep(loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+    # asyncio.sleep, on a given loop: it need not be the running one yet (see RuntimeClient.loop).
+    fut = loop.create_future()
+    timer = loop.call_later(seconds, _wake, fut)
+    try:
+        await fut
+    finally:
+        timer.cancel()
+
+
 class Connection(asyncio.BufferedProtocol):
     """One TCP connection: a sans-IO wire, the answers it delivered, and one waiter.
 
@@ -115,6 +125,8 @@ class Connection(asyncio.BufferedProtocol):
         self.probing = False
         self.pipelines: bool | None = None
         self._probe_waiter: asyncio.Future[None] | None = None
+        # Set by `RuntimeClient.stop_loop_when_answered`: waking the waiter also stops the loop.
+        self.stops_loop = False
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -169,7 +181,7 @@ class Connection(asyncio.BufferedProtocol):
         if waiter is not None and (len(answers) >= self._want
                                    or not 200 <= response.status < 300):
             self._waiter = None
-            _wake(waiter)
+            self._wake(waiter)
 
     def _feed_eof(self) -> None:
         if self._eof:
@@ -194,7 +206,15 @@ class Connection(asyncio.BufferedProtocol):
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            _wake(waiter)
+            self._wake(waiter)
+
+    def _wake(self, waiter: asyncio.Future[None]) -> None:
+        _wake(waiter)
+        if self.stops_loop:
+            # The runtime drives the waiting coroutine itself (runtime._drive): stop the loop in
+            # this iteration rather than let a callback do it in the next.
+            self.stops_loop = False
+            self.loop.stop()
 
     # -- used by RuntimeClient ---------------------------------------------------------
     def request(self, head: RequestHead, body: bytes = b"") -> bytes:
@@ -347,6 +367,9 @@ class RuntimeClient:
         # Whether the server answers pipelined requests: None until a probe has told.
         self.pipelining: bool | None = None
         self._deferred: _Deferred | None = None
+        # The event loop to connect on; None: the running one. The runtime sets it, so a step
+        # of its serving coroutine can run outside the loop (runtime._drive).
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def _connection(self) -> Connection:
         conn = self._conn
@@ -362,7 +385,7 @@ class RuntimeClient:
                 return conn
             conn.close()
             self._conn = None
-        loop = asyncio.get_running_loop()
+        loop = self.loop or asyncio.get_running_loop()
         buffer = receive_buffer(loop)
         engine = self.engine
         error: Exception | None = None
@@ -372,7 +395,7 @@ class RuntimeClient:
                                                        self.host, self.port)
             except OSError as e:
                 error = e
-                await asyncio.sleep(BACKOFF_S * 2**attempt)
+                await _sleep(loop, BACKOFF_S * 2**attempt)
                 continue
             self._conn = conn
             return conn
@@ -407,7 +430,7 @@ class RuntimeClient:
                 error = e
                 self._drop(conn, head, e)
                 if attempt:
-                    await asyncio.sleep(BACKOFF_S * 2**attempt)
+                    await _sleep(conn.loop, BACKOFF_S * 2**attempt)
         raise RuntimeAPIUnavailable(f"Runtime API {head.target.decode()}: {error}")
 
     async def next(self) -> Invocation:
@@ -525,6 +548,17 @@ class RuntimeClient:
             conn = await self._connection()
         conn.write(conn.stream_head(request))
         return StreamedRequest(conn, request.target.decode())
+
+    def stop_loop_when_answered(self, awaited: object) -> bool:
+        """If `awaited` (what a coroutine using this client suspended on) is the connection's
+        wait for its answers, make the connection stop the event loop as it wakes it, and
+        return True. The runtime then runs the loop with `run_forever` and resumes the
+        coroutine itself: one loop iteration for the whole wait."""
+        conn = self._conn
+        if conn is None or awaited is None or conn._waiter is not awaited:
+            return False
+        conn.stops_loop = True
+        return True
 
     def close(self) -> None:
         deferred, self._deferred = self._deferred, None

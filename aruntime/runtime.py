@@ -9,9 +9,11 @@ an async handler created in one invocation are still usable in the next.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
-from typing import Any, Callable, Coroutine
+import types
+from typing import Any, Callable, Coroutine, Generator
 
 from . import current, errors, lifecycle, protocol
 from .connection import RuntimeClient
@@ -63,6 +65,7 @@ def main(handler_spec: str | None) -> int:
         clients = [client] + [RuntimeClient(address) for _ in range(concurrency - 1)]
         for c in clients:  # each poller posts, then asks for the next invocation
             c.pipeline = True
+            c.loop = loop
         lifecycle.install_sigterm(loop, clients)
         if concurrency > 1:
             current.per_task()
@@ -144,11 +147,73 @@ def _runner(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, In
     return run
 
 
+async def _answer_then_next(answer: Coroutine[Any, Any, None] | None,
+                            client: RuntimeClient) -> Invocation:
+    if answer is not None:
+        await answer
+    return await client.next()
+
+
+def _drive(loop: asyncio.AbstractEventLoop, client: RuntimeClient,
+           run: Callable[[Coroutine[Any, Any, Invocation]], Invocation],
+           coro: Coroutine[Any, Any, Invocation]) -> Invocation:
+    """Run `coro` (the runtime's own code: answer a sync handler's invocation, ask for the next)
+    with one event-loop iteration where a task would take three.
+
+    Its steps run here, between loop runs, as a task's would inside them. When it suspends on
+    the connection's wait for its answers, the loop runs until the connection, as it wakes the
+    wait, stops it (`RuntimeClient.stop_loop_when_answered`), and the coroutine is resumed
+    here. When it suspends on anything else (a reconnect, a stream, a shutdown hook) it is
+    handed to a task (`_adopted`) and finished the usual way. Nothing here needs a running
+    loop (the client connects on `client.loop`); user code never runs here.
+    """
+    try:
+        awaited = coro.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    while client.stop_loop_when_answered(awaited):
+        loop.run_forever()
+        if not awaited.done():  # type: ignore[union-attr]  # stopped by SIGTERM's shutdown
+            raise RuntimeError("Event loop stopped before Future completed.")
+        try:
+            awaited = coro.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+    return run(_adopted(coro, awaited, loop))
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], awaited: Any) -> Generator[Any, Any, Any]:
+    """Inside a task, the rest of a coroutine that suspended on `awaited` outside one: the task
+    waits on it, and what the task sends or throws is passed on, as `await` would pass it."""
+    while True:
+        try:
+            sent = yield awaited
+        except BaseException as e:  # noqa: BLE001 - a cancellation, thrown in by the task
+            try:
+                awaited = coro.throw(e)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                awaited = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _adopted(coro: Coroutine[Any, Any, Invocation], awaited: Any,
+                   loop: asyncio.AbstractEventLoop) -> Invocation:
+    try:
+        return await _resume(coro, awaited)  # type: ignore[no-any-return]
+    finally:
+        loop.stop()  # as _then_next does
+
+
 def _serve(loop: asyncio.AbstractEventLoop, client: RuntimeClient, invoker: Invoker) -> None:
     run = _runner(loop)
-    inv = run(_then_next(None, client, loop))
+    inv = _drive(loop, client, run, _answer_then_next(None, client))
     if invoker.kind is not Kind.SYNC:
-        while True:
+        while True:  # async handlers run in a task (they may need one: asyncio.timeout, anyio)
             inv = run(_then_next(invoker.invoke(client, inv), client, loop))
     handler = invoker.handler
     while True:
@@ -156,9 +221,14 @@ def _serve(loop: asyncio.AbstractEventLoop, client: RuntimeClient, invoker: Invo
             event, context = invoker.begin(inv)
             result = handler(event, context)
         except BaseException as e:  # noqa: BLE001 - reported as this invocation's error
-            inv = run(_then_next(invoker.fail(client, inv, e), client, loop))
+            inv = _drive(loop, client, run, _answer_then_next(invoker.fail(client, inv, e), client))
             continue
-        inv = run(_then_next(invoker.answer(client, inv, result), client, loop))
+        if inspect.isawaitable(result) or inspect.isgenerator(result) or inspect.isasyncgen(result):
+            # The handler's own code runs on: in a task, as any coroutine or stream does.
+            inv = run(_then_next(invoker.answer(client, inv, result), client, loop))
+        else:
+            inv = _drive(loop, client, run,
+                         _answer_then_next(invoker.answer(client, inv, result), client))
 
 
 def _executor(kind: Kind, concurrency: int) -> Any:
