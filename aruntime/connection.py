@@ -48,7 +48,7 @@ from typing import Callable, NamedTuple
 from . import protocol
 from .errors import RuntimeAPIError, RuntimeAPIUnavailable
 from .protocol import Invocation
-from .wire import RequestHead, Response, WireError, engine_name, new_wire
+from .wire import Deliver, RequestHead, Response, Wire, WireError, engine_name, wire_class
 
 log = logging.getLogger("aruntime")
 
@@ -103,8 +103,9 @@ class Connection(asyncio.BufferedProtocol):
     2xx, or when the connection fails.
     """
 
-    def __init__(self, engine: str, loop: asyncio.AbstractEventLoop, buffer: memoryview) -> None:
-        self.wire = new_wire(engine, self._deliver)
+    def __init__(self, wire: Callable[[Deliver], Wire], loop: asyncio.AbstractEventLoop,
+                 buffer: memoryview) -> None:
+        self.wire = wire(self._deliver)
         self.loop = loop
         self._buffer = buffer
         self.transport: asyncio.Transport | None = None
@@ -323,8 +324,18 @@ class StreamedRequest:
 
     async def send(self, data: bytes) -> None:
         conn = self.conn
-        conn.write(conn.wire.chunk(data))
-        await conn.drain()
+        conn.write(b"%x\r\n%s\r\n" % (len(data), data))  # wire.chunk_bytes, inlined: per chunk
+        if conn._paused or conn.lost:
+            await conn.drain()
+
+    def send_now(self, data: bytes) -> bool:
+        """Send one chunk if the socket's buffer has room (True); else nothing (False): the
+        caller then awaits `send`, which waits for room."""
+        conn = self.conn
+        if conn._paused or conn.lost:
+            return False
+        conn.transport.write(b"%x\r\n%s\r\n" % (len(data), data))  # type: ignore[union-attr]
+        return True
 
     async def finish(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
         """End the body and check the service's answer, which comes only after the terminator."""
@@ -359,6 +370,7 @@ class RuntimeClient:
         self.host_header = parsed.host_header
         self.prefix = parsed.prefix
         self.engine = engine_name(os.environ.get("ARUNTIME_HTTP")) if engine is None else engine
+        self._wire = wire_class(self.engine)  # imported now, at start, not in an invocation
         self._conn: Connection | None = None
         self._next = protocol.get_request(self.host_header, self.prefix + protocol.NEXT_TARGET)
         self._probe = protocol.probe_request(self.host_header)
@@ -387,11 +399,11 @@ class RuntimeClient:
             self._conn = None
         loop = self.loop or asyncio.get_running_loop()
         buffer = receive_buffer(loop)
-        engine = self.engine
+        wire = self._wire
         error: Exception | None = None
         for attempt in range(CONNECT_ATTEMPTS):
             try:
-                _, conn = await loop.create_connection(lambda: Connection(engine, loop, buffer),
+                _, conn = await loop.create_connection(lambda: Connection(wire, loop, buffer),
                                                        self.host, self.port)
             except OSError as e:
                 error = e
@@ -538,15 +550,21 @@ class RuntimeClient:
         if not protocol.is_success(status):
             raise RuntimeAPIError(target, status, answer)
 
-    async def open_stream(self, inv: Invocation, content_type: bytes) -> StreamedRequest:
-        """Send the head of a streamed `/response`; the body follows chunk by chunk."""
-        await self._flush()
+    async def open_stream(self, inv: Invocation, content_type: bytes,
+                          first: bytes = b"") -> StreamedRequest:
+        """Send the head of a streamed `/response` and its `first` chunk (if any) in one write;
+        the body follows chunk by chunk."""
+        if self._deferred is not None:
+            await self._flush()
         request = protocol.prefixed(protocol.stream_request(self.host_header, inv, content_type),
                                     self.prefix)
-        conn = await self._connection()
+        conn = self._conn
+        if conn is None or self.pipelining is None or not conn.reusable():
+            conn = await self._connection()
         if conn.peer_gone():  # closed by the server since its last answer: a body cannot be resent
             conn = await self._connection()
-        conn.write(conn.stream_head(request))
+        data = conn.stream_head(request)
+        conn.write(data + conn.wire.chunk(first) if first else data)
         return StreamedRequest(conn, request.target.decode())
 
     def stop_loop_when_answered(self, awaited: object) -> bool:

@@ -164,16 +164,22 @@ def engine_description(env: Mapping[str, str] | None = None) -> str:
         return f"none: {e}"
 
 
-def new_wire(engine: str, deliver: Deliver) -> Wire:
-    """A wire for a new connection, with the engine `engine_name` chose; each answer goes to
-    `deliver`. Imports that engine's module (and only that one) on first use."""
+def wire_class(engine: str) -> Callable[[Deliver], Wire]:
+    """The wire class of the engine `engine_name` chose, importing that engine (and only that
+    one): the runtime calls it at start, so the first invocation imports nothing."""
     if engine == "httptools":
         from .wire_httptools import FastWire
 
-        return FastWire(deliver)
+        return FastWire
     from .wire_h11 import H11Wire
 
-    return H11Wire(deliver)
+    return H11Wire
+
+
+def new_wire(engine: str, deliver: Deliver) -> Wire:
+    """A wire for a new connection, with the engine `engine_name` chose; each answer goes to
+    `deliver`."""
+    return wire_class(engine)(deliver)
 
 
 def __getattr__(name: str) -> Any:

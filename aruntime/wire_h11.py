@@ -45,16 +45,25 @@ class H11Wire:
         self._broken = False  # bytes arrived that answer no request: never reuse
         self._closing = False  # an answer ended the connection (Connection: close, HTTP/1.0)
         self._constant: tuple[RequestHead, bytes] | None = None  # the `/next` head, framed once
+        self._untold: h11.Request | None = None  # the template of a request h11 has not heard of
 
     def _begin(self, template: h11.Request) -> None:
-        """Tell h11 of the next request (a fresh cycle) so it reads that request's answer."""
+        """The request whose answer comes next is sent; h11 hears of it (`_tell`) only when
+        its answer starts to arrive: its bookkeeping then costs nothing before the bytes leave
+        (the first byte of a stream, the answer to a post)."""
+        self._reading = True
+        self._untold = template
+
+    def _tell(self) -> None:
+        template, self._untold = self._untold, None
+        if template is None:
+            return
         conn = self.conn
         if conn.our_state is h11.DONE:
             conn.start_next_cycle()
         conn.send(template)
         if template is _TEMPLATE:
             conn.send(_END)
-        self._reading = True
 
     def request(self, head: RequestHead, body: bytes = b"") -> bytes:
         constant = self._constant
@@ -83,6 +92,7 @@ class H11Wire:
         data = end_bytes(trailers)
         if self._streaming:
             self._streaming = False
+            self._tell()
             if self.conn.our_state is h11.SEND_BODY:  # not a fresh machine after an early answer
                 self.conn.send(_END)
         return data
@@ -95,6 +105,8 @@ class H11Wire:
                 return
             raise WireError(CLOSED)
         eof = not data
+        if self._untold is not None:
+            self._tell()
         if not self._started:
             if eof:
                 raise WireError(CLOSED)  # before any byte of the answer: nothing was lost
@@ -164,11 +176,13 @@ class H11Wire:
             self._begin(_TEMPLATE)
             if skip == len(extra):
                 return True
+            self._tell()
             self.conn.receive_data(extra[skip:])
         else:
             self._begin(_TEMPLATE)  # the rest is already in this machine's buffer
             if not extra:
                 return True
+            self._tell()
         self._started = True
         return False
 
