@@ -15,7 +15,7 @@ import os
 import types
 from typing import Any, Callable, Coroutine, Generator
 
-from . import current, errors, lifecycle, protocol
+from . import current, errors, lifecycle, loops, protocol
 from .connection import RuntimeClient
 from .errors import RuntimeAPIError, RuntimeAPIUnavailable
 from .invoke import Invoker
@@ -23,13 +23,23 @@ from .loader import Kind, kind_of, load
 from .logs import UNHANDLED_WARNING, Logs, settle_stdio, write_stderr
 from .marshal import dumps
 from .protocol import Invocation
+from .wire import engine_name
 
 
 def main(handler_spec: str | None) -> int:
     """Run the runtime; returns the process exit status."""
     concurrency = max_concurrency(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY"))
+    try:
+        try:
+            engine: str | None = engine_name(os.environ.get("ARUNTIME_HTTP"))
+        except ValueError:
+            engine = None  # RuntimeClient says why, below
+        kind_of_loop = loops.loop_name(os.environ.get("ARUNTIME_LOOP"), concurrency, engine)
+    except ValueError as e:
+        write_stderr(f"aruntime: {e}\n")
+        return 1
     # Created before logging is set up: its "Using selector" debug record is not the function's.
-    loop = asyncio.new_event_loop()
+    loop = loops.new_loop(kind_of_loop)
     # Lambda Managed Instances accept only JSON logs (SPEC §5).
     logs = Logs(force_json=concurrency > 1)
     logs.install()
