@@ -33,6 +33,8 @@ from .server import RuntimeAPIServer, build_next_answers  # noqa: E402
 
 # Invokes of the two runs whose difference is the per-invoke count.
 LO, HI = 50, 550
+# Why a runtime has no counts (shown under the table).
+LAST_FAILURE: dict[str, str] = {}
 
 
 def valgrind() -> str | None:
@@ -92,6 +94,8 @@ async def measure(runtimes: list[Runtime], log: Path, say=print, lo: int = LO, h
     vg = valgrind()
     if vg is None:
         say("  valgrind: not installed and could not be installed; instruction rows are absent")
+        for rt in runtimes:
+            LAST_FAILURE[rt.name] = "valgrind is not installed and could not be installed"
         return {}
     server = RuntimeAPIServer()
     await server.start()
@@ -107,6 +111,7 @@ async def measure(runtimes: list[Runtime], log: Path, say=print, lo: int = LO, h
                 first = await count(server, rt, "bench_handlers.echo", empty, 1, vg, log)
                 boto = await count(server, rt, "bench_boto3.echo", empty, 1, vg, log)
             except (RunFailed, OSError, asyncio.TimeoutError) as e:
+                LAST_FAILURE[rt.name] = f"callgrind: {str(e)[:200]}"
                 say(f"  {rt.name:14} callgrind FAILED: {str(e)[:200]}")
                 continue
             per = (b - a) / (hi - lo)
