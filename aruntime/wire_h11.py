@@ -4,11 +4,17 @@ h11's client state machine follows one request at a time: it will not take a sec
 before the first answer is complete. To pipeline, requests sent behind the one h11 is reading
 are only counted; when that answer ends, the machine starts its next cycle, is told of the next
 request, and goes on parsing the bytes already in its buffer (the start of the next answer, read
-together with the previous one) as that request's answer. h11 is told of each request through a
-constant template event with the same body framing, which is all it needs to read the answer
-(RFC 9112 §6.3: only HEAD and CONNECT requests change how an answer is framed, and we send
-neither); the bytes on the wire come from `wire.head_bytes`, the same bytes h11 would produce
-(tests/test_protocol.py compares them with h11's serialiser).
+together with the previous one) as that request's answer. (A second h11 machine fed the
+leftover bytes works too, but costs a machine and a copy per invoke: 14k instructions more.)
+
+h11 is told of each request through a constant template event with the same body framing, which
+is all it needs to read the answer (RFC 9112 §6.3: only HEAD and CONNECT requests change how an
+answer is framed, and we send neither), and only when that answer starts to arrive, so its
+bookkeeping never delays the bytes going out. The bytes on the wire come from `wire.head_bytes`,
+the same bytes h11 would produce (tests/test_protocol.py compares them with h11's serialiser).
+What h11 costs (callgrind, CPython 3.11): a post and a `/next` framed and both answers read take
+708k instructions with this engine and 76k with httptools: about 315k more per answer, its state
+machine's ~100 Python calls per answer. That is why the `fast` extra exists.
 """
 
 from __future__ import annotations

@@ -207,14 +207,15 @@ def render_markdown(
             lines.append(f"- `{rt}` / `{scen}`: {why.replace('|', '/')[:300]}")
     lines += [
         "",
-        "Reproduce: `python -m benchmarks` (full, ~4 min on 2 cores) or `python -m benchmarks --quick` (~30 s).",
+        "Reproduce: `python -m benchmarks` (full, ~9 min on 2 cores, callgrind included) or "
+        "`python -m benchmarks --quick` (~1 min).",
         "",
     ]
     return "\n".join(lines)
 
 
 def render_png(cfg: Config, results: Results, path: Path) -> bool:
-    """Bar chart of aruntime/ref and floor/ref ratios; False when matplotlib is missing."""
+    """Bar chart of aruntime/ref, aruntime-fast/ref and floor/ref; False without matplotlib."""
     try:
         import matplotlib
 

@@ -33,7 +33,8 @@ DEFAULT_RUNTIMES = ("floor", "awslambdaric", "aruntime", "aruntime-fast")
 
 
 def all_runtimes(site: bool = False) -> list[Runtime]:
-    """Every runtime the harness knows; the last two are bounds, run only when asked for.
+    """Every runtime the harness knows; the last three (a comparison and two bounds) run only
+    when asked for.
 
     Unless `site`, runtimes start with `python -S`: `site` runs every `.pth` hook in the venv,
     and an editable install's finder plus setuptools' distutils hack cost ~17 ms of each start
@@ -55,6 +56,14 @@ def all_runtimes(site: bool = False) -> list[Runtime]:
         Runtime(
             "aruntime-fast",
             ("/usr/bin/env", "ARUNTIME_HTTP=httptools", *py, "-m", "aruntime"),
+            streaming=True,
+            concurrency=True,
+            async_handlers=True,
+        ),
+        # The `fast` extra with asyncio's loop under concurrency too: what uvloop saves there.
+        Runtime(
+            "aruntime-fast-asyncio",
+            ("/usr/bin/env", "ARUNTIME_HTTP=httptools", "ARUNTIME_LOOP=asyncio", *py, "-m", "aruntime"),
             streaming=True,
             concurrency=True,
             async_handlers=True,
