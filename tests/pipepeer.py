@@ -38,6 +38,8 @@ class Req:
     body: bytes
     first_read: int  # index (per connection) of the read its first byte arrived in
     last_read: int  # ... and its last byte
+    head_read: int = 0  # ... the end of its head
+    chunk_reads: list[int] = field(default_factory=list)  # chunked body: the end of each chunk
     answered: bytes | None = None
     at: float = 0.0
 
@@ -177,11 +179,12 @@ class _Conn(asyncio.Protocol):
                     marks.append((base + len(buf), len(marks)))
                     buf += data
                     continue
-                method, target, headers, body = req
+                method, target, headers, body, ends = req
                 start, end = base, base + used
-                first = max(i for off, i in marks if off <= start)
-                last = max(i for off, i in marks if off < end)
-                r = Req(self.index, method, target, headers, body, first, last, at=time.monotonic())
+                first, last = _read_at(marks, start), _read_at(marks, end - 1)
+                r = Req(self.index, method, target, headers, body, first, last, at=time.monotonic(),
+                        head_read=_read_at(marks, start + ends[0] - 1),
+                        chunk_reads=[_read_at(marks, start + e - 1) for e in ends[1:]])
                 self.peer.requests.append(r)
                 self.peer._wake()
                 same_read = first == previous_read
@@ -212,9 +215,18 @@ class _Conn(asyncio.Protocol):
             pass
 
 
-def _parse(buf: bytearray) -> tuple[tuple[str, str, dict[str, str], bytes] | None, int]:
+def _read_at(marks: list[tuple[int, int]], offset: int) -> int:
+    """The index of the read that brought the byte at `offset` (from the connection's start)."""
+    return max(i for off, i in marks if off <= offset)
+
+
+Parsed = tuple[str, str, dict[str, str], bytes, list[int]]
+
+
+def _parse(buf: bytearray) -> tuple[Parsed | None, int]:
     """One complete request at the start of `buf` (Content-Length or chunked body) and the
-    bytes it took, or (None, 0)."""
+    bytes it took, or (None, 0). The last item: where its head ends, then where each chunk of a
+    chunked body ends (offsets in `buf`)."""
     end = buf.find(b"\r\n\r\n")
     if end < 0:
         return None, 0
@@ -222,6 +234,7 @@ def _parse(buf: bytearray) -> tuple[tuple[str, str, dict[str, str], bytes] | Non
     method, target, _ = lines[0].split(" ", 2)
     headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
     pos = end + 4
+    ends = [pos]
     if headers.get("transfer-encoding", "").lower() == "chunked":
         body = bytearray()
         while True:
@@ -234,12 +247,13 @@ def _parse(buf: bytearray) -> tuple[tuple[str, str, dict[str, str], bytes] | Non
                 trailers_end = buf.find(b"\r\n\r\n", pos - 2)
                 if trailers_end < 0:
                     return None, 0
-                return (method, target, headers, bytes(body)), trailers_end + 4
+                return (method, target, headers, bytes(body), ends), trailers_end + 4
             if len(buf) < pos + size + 2:
                 return None, 0
             body += buf[pos:pos + size]
             pos += size + 2
+            ends.append(pos - 2)
     length = int(headers.get("content-length", "0"))
     if len(buf) < pos + length:
         return None, 0
-    return (method, target, headers, bytes(buf[pos:pos + length])), pos + length
+    return (method, target, headers, bytes(buf[pos:pos + length]), ends), pos + length

@@ -204,3 +204,71 @@ async def test_answer_to_the_post_cut_short(engine: str) -> None:
     assert code == 1, out
     assert posts(peer) == ["a/response", "a/response", "b/response"]
     assert "was cut short" in out
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_stream_head_and_first_chunk_in_one_write(engine: str) -> None:
+    # A streamed /response end to end: its head and first chunk arrive together; the second
+    # chunk, yielded 0.2 s later, in a read of its own (sent when yielded, not held back). The
+    # next test pins the single write itself, in process.
+    async with PipePeer() as peer:
+        event = b'{"chunks":["one","two"],"gap":0.2}'
+        code, out = await serve(peer, engine, [("s", event)], handler=H + "stream")
+    assert code == 1, out
+    (post,) = peer.of("POST", "/s/response")
+    assert post.headers["transfer-encoding"] == "chunked" and post.body == b"onetwo"
+    assert post.chunk_reads[0] == post.head_read  # head + "one": one write
+    assert post.chunk_reads[1] > post.chunk_reads[0]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_pollers_on_one_loop_share_one_receive_buffer(engine: str) -> None:
+    # Two clients on one loop read into the same buffer (N pollers must not cost N buffers),
+    # each connection's answer intact, an event larger than the buffer included.
+    import asyncio
+
+    from aruntime.connection import BUFFER_SIZE, RuntimeClient
+
+    big = b'"' + b"x" * (3 * BUFFER_SIZE) + b'"'
+    async with PipePeer() as peer:
+        peer.push("big", big)
+        peer.push("small", b'{"n":1}')
+        one, two = RuntimeClient(peer.address, engine), RuntimeClient(peer.address, engine)
+        try:
+            first, second = await asyncio.gather(one.next(), two.next())
+            assert one._conn is not None and two._conn is not None and one._conn is not two._conn
+            assert one._conn._buffer is two._conn._buffer and len(one._conn._buffer) == BUFFER_SIZE
+        finally:
+            one.close()
+            two.close()
+    assert {first.request_id: first.body, second.request_id: second.body} == {
+        "big": big, "small": b'{"n":1}'}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_stream_writes_head_with_first_chunk_then_one_write_per_chunk(engine: str) -> None:
+    # In process, the transport's writes themselves: the first write() of a ResponseStream
+    # sends the /response head and that chunk in one transport write, each later one a write.
+    from aruntime.connection import RuntimeClient
+    from aruntime.invoke import _StreamSink
+    from aruntime.stream import ResponseStream
+
+    async with PipePeer() as peer:
+        peer.push("w", b"{}")
+        client = RuntimeClient(peer.address, engine)
+        try:
+            inv = await client.next()
+            writes: list[bytes] = []
+            transport = client._conn.transport  # type: ignore[union-attr]
+            real = transport.write
+            transport.write = lambda data: (writes.append(bytes(data)), real(data))[1]  # type: ignore[method-assign]
+            stream = ResponseStream(_StreamSink(client, inv), "text/plain")
+            await stream.write(b"one")
+            await stream.write("two")
+            assert len(writes) == 2
+            assert writes[0].startswith(b"POST /2018-06-01/runtime/invocation/w/response HTTP/1.1\r\n")
+            assert writes[0].endswith(b"\r\n\r\n3\r\none\r\n") and writes[1] == b"3\r\ntwo\r\n"
+            await stream.close()
+            assert writes[2] == b"0\r\n\r\n"
+        finally:
+            client.close()

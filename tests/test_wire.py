@@ -304,3 +304,64 @@ def test_httptools_asked_for_but_missing(monkeypatch):
         wire.engine_name("httptools")
     assert str(e.value) == ("ARUNTIME_HTTP=httptools, but httptools is not installed: "
                             "pip install 'aruntime[fast]'")
+
+
+# -- pipelined requests: two outstanding, their answers in order, split anywhere ---------------
+
+ACCEPTED_ANSWER = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}\n"
+PIPELINED = {
+    # (answers to a POST and a GET sent back to back, end of stream after them?, expected)
+    "both with Content-Length": (ACCEPTED_ANSWER + NEXT_ANSWER, False,
+                                 [202, 200, ("reusable", True)]),
+    "interim and chunked": (b"HTTP/1.1 100 Continue\r\n\r\n" + CHUNKED_ANSWER + b"\r\n" + OK, False,
+                            [202, 200, ("reusable", True)]),
+    "the first closes the connection": (
+        b"HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", False,
+        [202, closed(False)]),
+    "the first is HTTP/1.0": (b"HTTP/1.0 202 Accepted\r\nContent-Length: 0\r\n\r\n", False,
+                              [202, closed(False)]),
+    "end of stream after the first": (ACCEPTED_ANSWER, True, [202, closed(False)]),
+    "end of stream in the second": (ACCEPTED_ANSWER + OK[:-3], True,
+                                    [202, closed(True, (200, OK_RESPONSE.headers))]),
+    "a third answer nobody asked for": (ACCEPTED_ANSWER + OK + SECOND, False,
+                                        [202, 200, ("reusable", False)]),
+}
+
+
+def pipelined(engine, parts: list[bytes], eof: bool) -> list:
+    w = engine()
+    w.request(POST, b"{}")
+    w.request(GET)  # sent before the first answer: pipelined
+    assert not w.reusable()
+    got: list = []
+    try:
+        for part in parts:
+            if part:
+                w.receive(memoryview(part))  # the shell feeds a view of its shared buffer
+        if eof:
+            w.receive(b"")
+    except WireError as e:
+        return [a.status for a in w.answers] + [closed(e.cut, e.head)]
+    assert all(type(a.body) is bytes for a in w.answers)
+    return [a.status for a in w.answers] + [("reusable", w.reusable())]
+
+
+@pytest.mark.parametrize("case", list(PIPELINED))
+def test_pipelined_answers_in_order_at_every_split(case):
+    data, eof, expected = PIPELINED[case]
+    for engine in ENGINES:
+        assert pipelined(engine, [data], eof) == expected, engine
+        for split in range(1, len(data)):
+            assert pipelined(engine, [data[:split], data[split:]], eof) == expected, (engine, split)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pipelined_bodies_and_the_next_cycle(engine):
+    w = engine()
+    for _ in range(3):  # the connection goes on after each pipelined pair
+        w.request(POST, b"{}")
+        w.request(GET)
+        w.receive(ACCEPTED_ANSWER + NEXT_ANSWER)
+        assert w.reusable()
+    assert [a.status for a in w.answers] == [202, 200] * 3
+    assert w.answers[1].body == b'{"hello": 1}\n' and w.answers[0].body == b'{"status":"OK"}\n'
