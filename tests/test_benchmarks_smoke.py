@@ -14,6 +14,7 @@ from pathlib import Path
 from benchmarks.scenarios import TINY, Marks, make_event
 from benchmarks.report import metrics
 from benchmarks.server import RuntimeAPIServer, build_next_answers
+from fakeapi import scratch_env
 
 ROOT = Path(__file__).resolve().parent.parent
 NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?( \([\d,.]+–[\d,.]+\))?$")
@@ -31,7 +32,7 @@ def _rows(md: str) -> dict[str, list[str]]:
 def test_tiny_run_writes_every_row(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--tiny", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        cwd=ROOT, env=scratch_env(), capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     md = (tmp_path / "latest.md").read_text(encoding="utf-8")

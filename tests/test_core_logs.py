@@ -259,8 +259,9 @@ ERROR = {
 def test_text_error_lines_equal_reference(error: dict[str, Any]) -> None:
     from awslambdaric import bootstrap
 
-    if bootstrap._AWS_LAMBDA_LOG_FORMAT != ref_log.LogFormat.TEXT:
-        pytest.skip("awslambdaric.bootstrap was imported with the JSON log format")
+    # The reference fixes its format at import from AWS_LAMBDA_LOG_FORMAT; conftest removes a
+    # host's value before any test imports it, so this always compares the text format.
+    assert bootstrap._AWS_LAMBDA_LOG_FORMAT == ref_log.LogFormat.TEXT
     ours, theirs = CaptureSink(), CaptureSink()
     made = logs.Logs({})
     made.sink = ours  # type: ignore[assignment]

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from fakeapi import REPO_ROOT, Exchange, FakeRuntimeAPI, RuntimeProcess, run_runtime
+from fakeapi import REPO_ROOT, Exchange, FakeRuntimeAPI, RuntimeProcess, run_runtime, scratch_env
 
 from aruntime import __version__
 from aruntime.layer import (
@@ -318,7 +318,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli.zip"
     proc = subprocess.run(
         [sys.executable, "-m", "aruntime", "layer", "build", "--from-local", "-o", str(out)],
-        cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        cwd=str(tmp_path), env=scratch_env(),
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "h11-" in proc.stderr and "orjson-" in proc.stderr
@@ -388,15 +388,16 @@ async def test_init_error_goes_to_init_error(fake_api: FakeRuntimeAPI, opt: Path
 
 def test_kill_switch_runs_the_managed_bootstrap(opt: Path, sandbox: dict[str, Path]) -> None:
     wrapper = opt / WRAPPER_NAME
-    env = {**os.environ, **lambda_env(sandbox["task"], sandbox["runtime"], "fn.buffered", wrapper),
-           "ARUNTIME_DISABLE": "1"}
+    env = scratch_env({**lambda_env(sandbox["task"], sandbox["runtime"], "fn.buffered", wrapper),
+                       "ARUNTIME_DISABLE": "1"})
     proc = subprocess.run([str(wrapper), sys.executable, "-u", str(sandbox["runtime"] / "bootstrap.py")],
                           env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 3 and DECOY_MARKER in proc.stderr
 
 
 def test_wrapper_without_a_command_line(opt: Path) -> None:
-    proc = subprocess.run([str(opt / WRAPPER_NAME)], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run([str(opt / WRAPPER_NAME)], env=scratch_env(), capture_output=True, text=True,
+                          timeout=30)
     assert proc.returncode == 127 and "expected" in proc.stderr
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shlex
 import signal
 import socket
@@ -15,6 +14,8 @@ import aiohttp
 
 from aruntime.emulator.cli import main
 from aruntime.emulator.config import parse_handler
+
+from fakeapi import scratch_env
 
 from .helpers import INVOKE, LIMIT, RIC, ROOT
 
@@ -35,7 +36,7 @@ def free_port() -> int:
 
 async def serve_and_invoke(args: list[str], cwd: Path) -> tuple[int, str, dict]:  # type: ignore[type-arg]
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = scratch_env()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "aruntime", "serve", *args, "--port", str(port),
         cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
