@@ -16,6 +16,10 @@ from .errors import RuntimeAPIError, RuntimeAPIUnavailable
 from .protocol import Invocation
 from .wire import RequestHead, Response, WireError, new_wire
 
+# Attempts at reaching the Runtime API before giving up, and the first wait between two of them
+# (doubled after each failure): connecting waits 50, 100, 200, 400 ms; a request whose
+# connection dies is retried at once (a kept-alive connection the server closed), then after
+# 100, 200, 400 ms. tests/test_core_api_failures.py pins both schedules.
 CONNECT_ATTEMPTS = 5
 BACKOFF_S = 0.05
 
@@ -188,7 +192,8 @@ class RuntimeClient:
                 _, conn = await loop.create_connection(Connection, self.host, self.port)
             except OSError as e:
                 error = e
-                await asyncio.sleep(BACKOFF_S * 2**attempt)
+                if attempt + 1 < CONNECT_ATTEMPTS:  # no wait once the last attempt failed
+                    await asyncio.sleep(BACKOFF_S * 2**attempt)
                 continue
             self._conn = conn
             return conn
@@ -208,7 +213,9 @@ class RuntimeClient:
                 error = e
                 conn.close()
                 self._conn = None
-                if attempt:
+                # A kept-alive connection the server closed is retried at once; after that,
+                # back off, and give up without waiting once the last attempt failed.
+                if 0 < attempt < CONNECT_ATTEMPTS - 1:
                     await asyncio.sleep(BACKOFF_S * 2**attempt)
         raise RuntimeAPIUnavailable(f"Runtime API {head.target.decode()}: {error}")
 
