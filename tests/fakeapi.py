@@ -100,6 +100,8 @@ class FakeRuntimeAPI:
         # killed runtime); kept apart so they never count towards wait().
         self.aborted: list[Exchange] = []
         self.connections = 0
+        # GET /next requests whose head arrived and that wait for an invocation right now.
+        self.polling = 0
         self._server: asyncio.base_events.Server | None = None
         self._port = 0
         self._queue: asyncio.Queue[tuple[str, dict[str, str], bytes]] = asyncio.Queue()
@@ -225,9 +227,24 @@ class FakeRuntimeAPI:
     async def _next_change(self) -> None:
         await self._changed.wait()
 
+    async def wait_polling(self, n: int = 1, *, timeout: float = 10) -> None:
+        """Until `n` GET /next long-polls wait at once (a runtime is idle, its set-up done)."""
+
+        async def until() -> None:
+            while self.polling < n:
+                await self._next_change()
+
+        try:
+            await asyncio.wait_for(until(), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"wanted {n} waiting /next, got {self.polling}: {self.exchanges}") from None
+
     def _record(self, ex: Exchange) -> None:
         ex.done = time.monotonic()
         self.exchanges.append(ex)
+        self._notify()
+
+    def _notify(self) -> None:
         # Wake every waiter, then arm a fresh event for the next change.
         self._changed.set()
         self._changed = asyncio.Event()
@@ -421,6 +438,16 @@ class _Connection:
         return 404, _error_body(f"no route {ex.method} {path}", "NotFound"), json_ct
 
     async def _next(self, ex: Exchange) -> tuple[int, bytes, list[tuple[str, str]]]:
+        api = self.api
+        api.polling += 1
+        api._notify()
+        try:
+            return await self._poll(ex)
+        finally:
+            api.polling -= 1
+            api._notify()
+
+    async def _poll(self, ex: Exchange) -> tuple[int, bytes, list[tuple[str, str]]]:
         api = self.api
         while True:
             if api._queue.empty() and api._finished.is_set():

@@ -17,11 +17,7 @@ async def run(api: FakeRuntimeAPI, handler: str, events: list, n: int, env=None)
     proc = await run_runtime([sys.executable, "-m", "aruntime", H + handler], api,
                              env={"AWS_LAMBDA_MAX_CONCURRENCY": str(n), **(env or {})})
     # All N pollers are waiting before the events arrive, so timing is the handlers' alone.
-    for _ in range(200):
-        if api.connections >= n:
-            break
-        await __import__("asyncio").sleep(0.02)
-    assert api.connections >= n
+    await api.wait_polling(n)
     start = time.monotonic()
     ids = [api.push(e) for e in events]
     posts = []

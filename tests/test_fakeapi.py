@@ -302,6 +302,25 @@ async def test_client_hangup_during_long_poll_is_not_an_exchange(fake_api: FakeR
     assert [e.conn for e in await fake_api.wait(1, timeout=T)] == [1]
 
 
+async def test_wait_polling_counts_waiting_next_requests(fake_api: FakeRuntimeAPI) -> None:
+    with pytest.raises(TimeoutError, match="wanted 1 waiting /next, got 0"):
+        await fake_api.wait_polling(timeout=0.1)
+    first, second = await RawClient.open(fake_api), await RawClient.open(fake_api)
+    for client in (first, second):
+        await client.send(f"GET {NEXT} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        client.track("GET", NEXT)
+    await fake_api.wait_polling(2, timeout=T)
+    assert fake_api.polling == 2 and fake_api.exchanges == []
+    second.close()  # a hang-up ends its long-poll
+    while fake_api.polling != 1:
+        await asyncio.wait_for(fake_api._next_change(), T)
+    fake_api.push({"n": 1}, request_id="p-1")
+    status, headers, _ = await first.response()
+    assert (status, headers["lambda-runtime-aws-request-id"]) == (200, "p-1")
+    assert fake_api.polling == 0
+    first.close()
+
+
 async def test_wait_times_out() -> None:
     async with FakeRuntimeAPI() as api:
         with pytest.raises(TimeoutError):
