@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shlex
 import signal
 import socket
@@ -28,34 +29,36 @@ def test_parse_handler_forms(tmp_path: Path) -> None:
     assert parse_handler("pkg.app.run", str(tmp_path)) == ("pkg.app.run", str(tmp_path))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def serve_and_invoke(args: list[str], cwd: Path) -> tuple[int, str, dict]:  # type: ignore[type-arg]
-    port = free_port()
-    env = scratch_env()
+    # Port 0: the system picks a free port and serve prints it (a port found free a moment
+    # earlier may be taken by then).
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aruntime", "serve", *args, "--port", str(port),
-        cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable, "-m", "aruntime", "serve", *args, "--port", "0",
+        cwd=cwd, env=scratch_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
+    assert proc.stdout is not None
+    seen: list[bytes] = []
     try:
+        async def address() -> str:
+            while line := await proc.stdout.readline():  # type: ignore[union-attr]
+                seen.append(line)
+                found = re.search(rb"Function URL:\s+(http://127\.0\.0\.1:\d+)/", line)
+                if found:
+                    return found.group(1).decode()
+            raise AssertionError(f"serve printed no Function URL: {b''.join(seen).decode()}")
+
+        url = await asyncio.wait_for(address(), LIMIT)
+
         async def call() -> dict:  # type: ignore[type-arg]
             async with aiohttp.ClientSession() as session:
-                while True:
-                    try:
-                        async with session.post(f"http://127.0.0.1:{port}{INVOKE}", json={"cli": True}) as r:
-                            return json.loads(await r.read())
-                    except aiohttp.ClientConnectionError:
-                        await asyncio.sleep(0.1)
+                async with session.post(f"{url}{INVOKE}", json={"cli": True}) as r:
+                    return json.loads(await r.read())
 
         result = await asyncio.wait_for(call(), LIMIT)
     finally:
         proc.send_signal(signal.SIGINT)
-        output, _ = await asyncio.wait_for(proc.communicate(), LIMIT)
-    return proc.returncode or 0, output.decode(), result
+        rest, _ = await asyncio.wait_for(proc.communicate(), LIMIT)
+    return proc.returncode or 0, (b"".join(seen) + rest).decode(), result
 
 
 async def test_serve_file_handler_with_the_reference_runtime() -> None:
