@@ -336,7 +336,8 @@ c.request("GET", "/2018-06-01/runtime/invocation/next")
 r = c.getresponse(); r.read()
 rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
 body = json.dumps({"region": os.environ.get("AWS_REGION"), "extra": os.environ.get("EXTRA"),
-                   "handlers": __import__("tests.handlers").handlers.__name__})
+                   "handlers": __import__("tests.handlers").handlers.__name__, "pid": os.getpid(),
+                   "cwd": os.getcwd()})
 c.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", body)
 r = c.getresponse(); r.read()
 print("posted", r.status)
@@ -349,10 +350,12 @@ async def test_run_runtime_env_and_output(fake_api: FakeRuntimeAPI, monkeypatch:
     fake_api.push(request_id="p")
     proc = await run_runtime([sys.executable, "-c", CLIENT], fake_api, env={"EXTRA": "yes"}, cwd=str(tmp_path))
     assert await proc.wait(T * 2) == 3
-    assert proc.returncode == 3 and proc.pid > 0
+    assert proc.returncode == 3
     assert proc.stdout == b"posted 202\n"
     ex = await fake_api.wait_for(lambda e: e.method == "POST", timeout=T)
-    assert ex.json() == {"region": None, "extra": "yes", "handlers": "tests.handlers"}
+    # The process that answered is the one RuntimeProcess names, started in the cwd asked for.
+    assert ex.json() == {"region": None, "extra": "yes", "handlers": "tests.handlers", "pid": proc.pid,
+                         "cwd": str(tmp_path.resolve())}
 
 
 async def test_run_runtime_wait_timeout_kills(fake_api: FakeRuntimeAPI) -> None:
