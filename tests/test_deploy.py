@@ -15,12 +15,13 @@ import shlex
 import shutil
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fakeapi import REPO_ROOT, FakeRuntimeAPI, RuntimeProcess, run_runtime
+from fakeapi import REPO_ROOT, FakeRuntimeAPI, RuntimeProcess, run_runtime, scratch_env
 from test_layer import (
     DECOY,
     FUNCTION,
@@ -196,7 +197,7 @@ async def test_dockerfile_entrypoint_with_command_override(fake_api: FakeRuntime
 
 
 def load_template() -> dict[str, Any]:
-    yaml = pytest.importorskip("yaml")
+    import yaml  # the test extra has pyyaml
 
     class CfnLoader(yaml.SafeLoader):
         pass
@@ -227,11 +228,14 @@ def sam_function(template: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
 
 
 def test_sam_template_lints() -> None:
-    lint = shutil.which("cfn-lint")
-    if lint is None:
-        pytest.skip("cfn-lint is not installed")
-    proc = subprocess.run([lint, str(DEPLOY / "template.yaml")], capture_output=True, text=True,
-                          timeout=120)
+    # cfn-lint comes with the test extra; its entry point runs with this interpreter, not
+    # whatever cfn-lint PATH holds.
+    scripts = list(entry_points(group="console_scripts", name="cfn-lint"))
+    assert scripts, "cfn-lint is missing: install the test extra (pip install -e '.[test]')"
+    module, _, func = scripts[0].value.partition(":")
+    run = f"import sys; from {module} import {func}; sys.exit({func}())"
+    proc = subprocess.run([sys.executable, "-c", run, str(DEPLOY / "template.yaml")], env=scratch_env(),
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

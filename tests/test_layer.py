@@ -25,6 +25,11 @@ from typing import Any
 
 import pytest
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the test extra installs tomli there
+    import tomli as tomllib
+
 from fakeapi import REPO_ROOT, Exchange, FakeRuntimeAPI, RuntimeProcess, run_runtime, scratch_env
 
 from aruntime import __version__
@@ -96,18 +101,27 @@ def fast_pip() -> Iterator[None]:
                 os.environ[key] = value
 
 
+def no_index(pip_output: str, needs: str) -> str:
+    """A one-line skip reason from pip's output when no package index could answer."""
+    errors = [line for line in pip_output.splitlines() if line.startswith("ERROR:")]
+    last = errors[0] if errors else (pip_output.strip().splitlines() or ["no output"])[-1]
+    return (f"needs {needs} from a package index, and pip reached none ({last.strip()[:160]}); "
+            "configure one (pip config, PIP_INDEX_URL) to run it")
+
+
 def build_with_pip(out: Path, **options: Any) -> Path:
     """build_layer through pip download; skips the test when no package index answers."""
+    needs = f"wheels for Python {options.get('python')} on {options.get('arch')}"
     if _pip_failed:
-        pytest.skip(f"no package index reachable: {_pip_failed[0]}")
+        pytest.skip(no_index(_pip_failed[0], needs))
     with fast_pip():
         try:
             return build_layer(out, **options)
         except LayerError as e:
             if "pip download failed" not in str(e):
                 raise
-            _pip_failed.append(str(e)[-300:])
-            pytest.skip(f"no package index reachable: {_pip_failed[0]}")
+            _pip_failed.append(str(e))
+            pytest.skip(no_index(_pip_failed[0], needs))
 
 
 def build_for_host(out: Path) -> Path:
@@ -117,7 +131,7 @@ def build_for_host(out: Path) -> Path:
             try:
                 return build_layer(out, python=HOST_PY, arch=host_arch())
             except LayerError as e:
-                _pip_failed.append(str(e)[-300:])
+                _pip_failed.append(str(e))
     return build_layer(out, python=HOST_PY, arch=host_arch(), from_local=True)
 
 
@@ -264,7 +278,6 @@ def test_unzipped_wrapper_is_executable(opt: Path) -> None:
 
 
 def test_dependencies_match_pyproject() -> None:
-    tomllib = pytest.importorskip("tomllib")
     with open(REPO_ROOT / "pyproject.toml", "rb") as f:
         project = tomllib.load(f)["project"]
     assert sorted(project["dependencies"]) == sorted(DEPENDENCIES)
@@ -277,7 +290,6 @@ def test_fast_layer_ships_httptools(tmp_path: Path) -> None:
         assert not any(n.startswith("python/httptools/") for n in zf.namelist())
     with zipfile.ZipFile(fast) as zf:
         assert "python/httptools/__init__.py" in zf.namelist()
-    tomllib = pytest.importorskip("tomllib")
     with open(REPO_ROOT / "pyproject.toml", "rb") as f:
         assert tomllib.load(f)["project"]["optional-dependencies"]["fast"] == FAST_DEPENDENCIES
 
@@ -411,7 +423,7 @@ def test_find_links_builds_without_an_index(tmp_path: Path, monkeypatch: pytest.
             [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
              "-d", str(wheels), *DEPENDENCIES], capture_output=True, text=True, timeout=300)
     if got.returncode != 0:
-        pytest.skip(f"no package index reachable: {got.stdout[-300:]}{got.stderr[-300:]}")
+        pytest.skip(no_index(got.stdout + got.stderr, "this Python's wheels for a --find-links folder"))
     # An index that cannot answer: only the folder may be used.
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     out = build_layer(tmp_path / "offline.zip", find_links=str(wheels))
