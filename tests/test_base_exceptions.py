@@ -36,9 +36,20 @@ STREAMING = ["sync_generator", "async_generator", "writer"]
 BUFFERED = ["sync_buffered", "async_buffered", "sync_returning_coroutine"]
 
 
-def check_error(error: dict[str, Any], raised: str, rid: str, concurrency: int) -> None:
+# Python 3.10's asyncio replaces a CancelledError raised inside a task (streaming handlers run
+# in one) by a bare one: message and traceback are gone before the runtime sees it (3.11 keeps
+# the original). The invocation still fails with its type and the runtime serves on.
+BARE_CANCEL = sys.version_info < (3, 11)
+
+
+def check_error(error: dict[str, Any], raised: str, rid: str, concurrency: int,
+                style: str = "") -> None:
     error_type, message, line = RAISED[raised]
     assert list(error) == ["errorMessage", "errorType", "requestId", "stackTrace"]
+    if raised == "cancelled" and BARE_CANCEL and style in STREAMING:
+        assert error == {"errorMessage": "", "errorType": error_type, "requestId": rid,
+                         "stackTrace": []}
+        return
     assert (error["errorType"], error["errorMessage"], error["requestId"]) == (error_type, message, rid)
     assert error["stackTrace"][-1].endswith(f"\n    {line}\n"), error["stackTrace"]
     paths = [Path(frame.split('"')[1]).resolve() for frame in error["stackTrace"]]
@@ -54,7 +65,8 @@ def logged_errors(stdout: bytes, concurrency: int) -> list[tuple[str, str]]:
     if concurrency == 1:  # text: "[ERROR] Type: message\rTraceback..."
         heads = [line.split(b"\r", 1)[0].decode() for line in stdout.split(b"\n")
                  if line.startswith(b"[ERROR] ")]
-        return [tuple(head[len("[ERROR] "):].split(": ", 1)) for head in heads]  # type: ignore[misc]
+        pairs = [head[len("[ERROR] "):].split(": ", 1) for head in heads]
+        return [(pair[0], pair[1] if len(pair) > 1 else "") for pair in pairs]
     records = [json.loads(line) for line in stdout.splitlines() if line.startswith(b"{")]
     return [(r["errorType"], r["errorMessage"]) for r in records if r.get("level") == "ERROR"]
 
@@ -100,15 +112,16 @@ async def test_base_exceptions_are_the_invocations_error(fake_api: FakeRuntimeAP
             assert ex.path == f"/2018-06-01/runtime/invocation/{rid}/error"
             assert ex.header("lambda-runtime-function-error-type") == f"Function.{error_type}"
             assert ex.header("transfer-encoding") is None
-            check_error(ex.json(), raised, rid, concurrency)
+            check_error(ex.json(), raised, rid, concurrency, style)
         else:
             # After the first byte: the stream ends with the error in its trailers.
             assert ex.path == f"/2018-06-01/runtime/invocation/{rid}/response"
             assert [c for _, c in ex.chunks] == [b"first"]
             assert ex.trailer("lambda-runtime-function-error-type") == f"Function.{error_type}"
             body = base64.b64decode(ex.trailer("lambda-runtime-function-error-body") or "", validate=True)
-            check_error(json.loads(body), raised, rid, concurrency)
-    expected = sorted((RAISED[raised][0], RAISED[raised][1]) for _, raised, _ in cases)
+            check_error(json.loads(body), raised, rid, concurrency, style)
+    expected = sorted((RAISED[raised][0], "" if raised == "cancelled" and BARE_CANCEL and
+                       style in STREAMING else RAISED[raised][1]) for _, raised, _ in cases)
     assert sorted(logged_errors(stdout, concurrency)) == expected, stdout.decode()
 
 
