@@ -71,7 +71,10 @@ async def test_trace_id_rule_for_one_and_for_many_invocations(fake_api, handler,
     # trace header (absent without one); with N > 1 a process-wide variable cannot be right for
     # all, so it is never set and aruntime.trace_id() gives each invocation its own.
     traces = ["Root=1-aaa;Sampled=1", None, "Root=1-ccc;Parent=p;Sampled=0"]
-    ids = [fake_api.push({}, headers={"Lambda-Runtime-Trace-Id": t}) for t in traces]
+    # Under N > 1 each handler waits until the others have begun (one invocation at a time
+    # cannot overlap: no wait).
+    wait = {"s": 0.3 if n > 1 else 0}
+    ids = [fake_api.push(wait, headers={"Lambda-Runtime-Trace-Id": t}) for t in traces]
     # With N = 1 an inherited value must not show through an invocation without a header.
     inherited = {"_X_AMZN_TRACE_ID": "Root=inherited"} if n == 1 else {}
     proc = await run_runtime([sys.executable, "-m", "aruntime", H + handler], fake_api,
