@@ -18,7 +18,7 @@ from concurrent.futures import Executor, Future
 from time import monotonic
 from typing import Any, Awaitable, Callable
 
-from . import current, errors, protocol
+from . import errors, invocation, protocol
 from .connection import RuntimeClient, StreamedRequest
 from .context import LambdaContext
 from .errors import RuntimeAPIError, RuntimeFault, _Escaped
@@ -57,7 +57,7 @@ class Invoker:
     def begin(self, inv: protocol.Invocation) -> tuple[Any, LambdaContext]:
         """(event, context) for `inv`; makes it the current invocation (logs, trace)."""
         invocation_id = inv.invocation_id
-        current.begin(current.CurrentInvocation(
+        invocation.begin(invocation.CurrentInvocation(
             inv.request_id, inv.tenant_id, inv.trace_id,
             invocation_id.decode("latin-1") if invocation_id is not None else None))
         if self.set_trace_env:

@@ -13,7 +13,7 @@ import logging
 import os
 from typing import Any, Coroutine
 
-from . import current, errors, lifecycle, protocol
+from . import errors, invocation, lifecycle, protocol
 from .connection import RuntimeClient
 from .errors import RuntimeAPIError, RuntimeAPIUnavailable
 from .invoke import Invoker
@@ -58,7 +58,7 @@ def main(handler_spec: str | None) -> int:
         clients = [client] + [RuntimeClient(address) for _ in range(concurrency - 1)]
         lifecycle.install_sigterm(loop, clients)
         if concurrency > 1:
-            current.per_task()
+            invocation.per_task()
             _serve_concurrently(loop, clients, Invoker(handler, kind, logs, set_trace_env=False,
                                                        executor=_executor(kind, concurrency)))
         else:

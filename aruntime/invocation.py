@@ -1,11 +1,12 @@
 """The current invocation: one small record, visible to the code working on that invocation.
 
-Log records take their request id and tenant id from here, `aruntime.trace_id()` its trace
-header. Two modes, chosen once at start:
+Log records take their request id and tenant id from here, `aruntime.current()` and
+`aruntime.trace_id()` their answers. Two modes, chosen once at start:
 
 - One invocation at a time (the default, and `AWS_LAMBDA_MAX_CONCURRENCY` unset or 1): the
   record is process-wide, so every thread of the process sees the invocation running now,
-  whoever started it. This is the reference client's rule (it keeps the request id in a global).
+  whoever started it. This is the reference client's rule (it keeps the request id in a global,
+  and writes the trace header to the process's `_X_AMZN_TRACE_ID`: `invoke.py` does that).
 - Several at once (`per_task()`, under `AWS_LAMBDA_MAX_CONCURRENCY` > 1): the record lives in one
   context variable, so each invocation's task sees its own. Threads do not inherit context
   variables (before Python 3.14's `-X thread_inherit_context`), so `per_task()` also installs,
@@ -25,6 +26,13 @@ from typing import Any, Callable
 
 class CurrentInvocation:
     """What identifies the invocation a piece of code is working for (SPEC §2 headers).
+
+    - `request_id` (str): `Lambda-Runtime-Aws-Request-Id`, the context's `aws_request_id`.
+    - `tenant_id` (str or None): `Lambda-Runtime-Aws-Tenant-Id`, for tenant-isolated functions.
+    - `trace_id` (str or None): the X-Ray trace header, `Lambda-Runtime-Trace-Id`
+      (`Root=1-…;Parent=…;Sampled=…`), what `_X_AMZN_TRACE_ID` holds for this invocation.
+    - `invocation_id` (str or None): `Lambda-Runtime-Invocation-Id`, when the Runtime API sends
+      one (Lambda Managed Instances).
 
     A plain slotted class (a NamedTuple costs start-up time and twice the construction time);
     treat it as read-only.
@@ -115,3 +123,4 @@ class _Carry:
             return self.fn(*args, **kwargs)
         finally:
             _var.reset(token)
+
