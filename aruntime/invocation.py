@@ -14,12 +14,14 @@ Log records take their request id and tenant id from here, `aruntime.current()` 
   code works for that invocation for its whole life, and a task submitted to a
   `ThreadPoolExecutor` (`submit`, `map`, `loop.run_in_executor`; `asyncio.to_thread` copies the
   context by itself) works for the invocation that submitted it. Code outside every invocation
-  sees none.
+  sees none. It also makes `os.environ["_X_AMZN_TRACE_ID"]` (and `.get`, `os.getenv`, `in`)
+  answer with the trace header of the invocation the reading code works for (`_TraceEnviron`).
 """
 
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 from typing import Any, Callable
 
@@ -105,6 +107,13 @@ def per_task() -> None:
 
     threading.Thread.start = start_for_invocation  # type: ignore[method-assign]
     thread.ThreadPoolExecutor.submit = submit_for_invocation  # type: ignore[method-assign]
+    # A value inherited from whoever started the process belongs to no invocation.
+    os.environ.pop(TRACE_ENV, None)
+    # The same mapping objects, a different class: every reference to them (`from os import
+    # environ` included) answers per invocation from now on.
+    os.environ.__class__ = _TraceEnviron
+    if hasattr(os, "environb"):
+        os.environb.__class__ = _TraceEnvironb
 
 
 class _Carry:
@@ -124,3 +133,68 @@ class _Carry:
         finally:
             _var.reset(token)
 
+
+TRACE_ENV = "_X_AMZN_TRACE_ID"
+_TRACE_ENVB = TRACE_ENV.encode()
+_Environ: Any = type(os.environ)
+
+
+class _TraceEnviron(_Environ):
+    """`os.environ` under concurrency: `_X_AMZN_TRACE_ID` is the trace header of the invocation
+    the reading code works for (absent when it has none); outside every invocation it is the
+    process's value, which the runtime never sets then.
+
+    Reads by key see it (`[]`, `get`, `os.getenv`, `in`: how the X-Ray SDK, OpenTelemetry's
+    X-Ray propagators and Powertools read it), and so does `copy()` (the usual way to hand the
+    environment to a child process). Iteration, `len` and writes are the process environment's,
+    which is also all that C code calling `getenv` and child processes started without `env=`
+    see: there the variable is absent. Writing or deleting it changes the process's value only.
+    """
+
+    def __getitem__(self, key: Any) -> Any:
+        if key == TRACE_ENV:
+            current = get()
+            if current is not None:
+                if current.trace_id is None:
+                    raise KeyError(key)
+                return current.trace_id
+        return _Environ.__getitem__(self, key)
+
+    def __delitem__(self, key: Any) -> None:
+        _delete(self, key, TRACE_ENV)
+
+    def copy(self) -> dict[str, str]:
+        copied: dict[str, str] = _Environ.copy(self)
+        current = get()
+        if current is not None:
+            copied.pop(TRACE_ENV, None)
+            if current.trace_id is not None:
+                copied[TRACE_ENV] = current.trace_id
+        return copied
+
+
+class _TraceEnvironb(_Environ):
+    """`os.environb` under concurrency: the same rule as `_TraceEnviron`, in bytes."""
+
+    def __getitem__(self, key: Any) -> Any:
+        if key == _TRACE_ENVB:
+            current = get()
+            if current is not None:
+                if current.trace_id is None:
+                    raise KeyError(key)
+                return current.trace_id.encode("utf-8", "surrogateescape")
+        return _Environ.__getitem__(self, key)
+
+    def __delitem__(self, key: Any) -> None:
+        _delete(self, key, _TRACE_ENVB)
+
+
+def _delete(environ: Any, key: Any, trace_key: Any) -> None:
+    # Inside an invocation the variable reads as the invocation's header whatever the process
+    # holds, so deleting it must not fail where the read succeeded (`os.environ.pop(k, None)`
+    # reads, then deletes); the process's value, if any, is deleted.
+    try:
+        _Environ.__delitem__(environ, key)
+    except KeyError:
+        if key != trace_key or get() is None:
+            raise
