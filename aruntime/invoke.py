@@ -29,6 +29,9 @@ from .stream import ResponseStream, StreamDisconnectedError, StreamOptions
 
 log = logging.getLogger("aruntime")
 _TRACE_ENV = "_X_AMZN_TRACE_ID"
+# Per-invocation instrumentation (`aruntime.otel`), set once before the runtime starts serving:
+# an object with `begin(inv, arguments) -> (event, context)` and `end(exception or None)`.
+observer: Any = None
 # How often a stream write asks the kernel whether the Runtime API hung up, at most (seconds).
 # A producer slower than this is checked at every write; a faster one at most once a period,
 # so the hot path pays a clock read, not a syscall, per chunk.
@@ -52,6 +55,13 @@ class Invoker:
         # Set when the runtime itself cancels its pollers (shutting down): a CancelledError is
         # then the runtime's, not the handler's.
         self.stopping = False
+        if observer is None and os.environ.get("ARUNTIME_OTEL", "") not in ("", "0", "false"):
+            from . import otel  # only now: off, it costs no import
+
+            otel.instrument()
+        # When None (instrumentation off) an invocation pays one check here where it begins
+        # and one where it ends.
+        self.observer = observer
 
     # -- arguments ---------------------------------------------------------------------
     def begin(self, inv: protocol.Invocation) -> tuple[Any, LambdaContext]:
@@ -65,12 +75,9 @@ class Invoker:
                 os.environ[_TRACE_ENV] = inv.trace_id
             else:
                 os.environ.pop(_TRACE_ENV, None)
-        if not inv.request_id:
-            raise RuntimeFault(errors.MISSING_REQUEST_ID,
-                               "The Runtime API sent an invocation without "
-                               "Lambda-Runtime-Aws-Request-Id; it cannot be answered")
-        context = LambdaContext(inv)
-        return unmarshal(inv.body, inv.content_type), context
+        if self.observer is not None:
+            return self.observer.begin(inv, _arguments)  # type: ignore[no-any-return]
+        return _arguments(inv)
 
     # -- whole invocations on the loop -------------------------------------------------
     async def invoke(self, client: RuntimeClient, inv: protocol.Invocation) -> None:
@@ -117,6 +124,8 @@ class Invoker:
             return
         await self._post(client, protocol.response_request(client.host_header, inv, content_type,
                                                            len(body)), body)
+        if self.observer is not None:
+            self.observer.end(None)
 
     def _own_cancel(self, exc: BaseException) -> None:
         """Re-raise a cancellation that is the runtime's own (shutting down); any other one the
@@ -203,12 +212,16 @@ class Invoker:
         header, error, cause = errors.error_body(exc, inv.request_id)
         self.logs.error(error, errors.log_stack(exc))
         if not inv.request_id:
+            if self.observer is not None:
+                self.observer.end(exc)
             return  # nothing to answer; the service times the invocation out
         body = dumps(error)
         request = protocol.error_request(client.host_header,
                                          protocol.invocation_target(inv.request_id, "error"),
                                          header, len(body), cause, inv)
         await self._post(client, request, body)
+        if self.observer is not None:
+            self.observer.end(exc)
 
     async def _post(self, client: RuntimeClient, request: Any, body: bytes) -> None:
         try:
@@ -233,15 +246,23 @@ class Invoker:
             returned = await task
         except BaseException as e:  # noqa: BLE001
             self._own_cancel(e)
-            await self._stream_failed(client, inv, sink, stream, e)
+            try:
+                await self._stream_failed(client, inv, sink, stream, e)
+            finally:
+                if self.observer is not None:
+                    self.observer.end(_hung_up_error() if sink.disconnected else e)
             return
         if sink.disconnected:  # the handler caught the hang-up and returned
             self._hung_up(inv)
+            if self.observer is not None:
+                self.observer.end(_hung_up_error())
             return
         if returned is not None:
             log.warning("streaming handler returned %r; the value is ignored (write it to the "
                         "stream instead)", type(returned).__name__)
         await self._ending(inv, stream.close())
+        if self.observer is not None:
+            self.observer.end(None)
 
     async def _guard(self, produce: Callable[[ResponseStream], Any], stream: ResponseStream,
                      sink: _StreamSink) -> Any:
@@ -356,6 +377,15 @@ class _StreamSink:
             request.conn.on_lost = None
 
 
+def _arguments(inv: protocol.Invocation) -> tuple[Any, LambdaContext]:
+    if not inv.request_id:
+        raise RuntimeFault(errors.MISSING_REQUEST_ID,
+                           "The Runtime API sent an invocation without "
+                           "Lambda-Runtime-Aws-Request-Id; it cannot be answered")
+    context = LambdaContext(inv)
+    return unmarshal(inv.body, inv.content_type), context
+
+
 _ITEM, _DONE, _RAISED = "item", "done", "raised"
 
 
@@ -368,6 +398,10 @@ def _step(gen: Any) -> tuple[str, Any]:
         return _DONE, stop.value
     except BaseException as e:  # noqa: BLE001 - handed back to the invocation
         return _RAISED, e
+
+
+def _hung_up_error() -> StreamDisconnectedError:
+    return StreamDisconnectedError("the Runtime API closed the response stream")
 
 
 def _outcome(func: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
