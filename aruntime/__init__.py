@@ -2,10 +2,13 @@
 
 Public API: the streaming helpers (`streaming`, `ResponseStream`, `HttpResponse`, `sse`), the
 `LambdaContext` type, `on_shutdown` hooks, `current()` for the ids of the invocation the calling
-code works for, and `trace_id()` for its X-Ray trace header.
+code works for, `trace_id()` for its X-Ray trace header, and `asgi(app)` / `wsgi(app)` to serve
+web apps (loaded on first use).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -38,6 +41,20 @@ def trace_id() -> str | None:
     return invocation.trace_id if invocation is not None else None
 
 
+if TYPE_CHECKING:
+    from .web import asgi, wsgi
+
+
+def __getattr__(name: str) -> Any:
+    # The ASGI / WSGI adapters load only when a handler module asks for them: the runtime's
+    # own start-up never imports them.
+    if name in ("asgi", "wsgi"):
+        from . import web
+
+        return getattr(web, name)
+    raise AttributeError(f"module 'aruntime' has no attribute {name!r}")
+
+
 __all__ = ["CurrentInvocation", "HttpResponse", "LambdaContext", "ResponseStream",
-           "StreamClosedError", "current", "on_shutdown", "sse", "streaming", "trace_id",
-           "__version__"]
+           "StreamClosedError", "asgi", "current", "on_shutdown", "sse", "streaming", "trace_id",
+           "wsgi", "__version__"]

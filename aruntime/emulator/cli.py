@@ -8,6 +8,7 @@ import shlex
 import signal
 import sys
 
+from ..wire import engine_description
 from .config import default_runtime_command
 from .server import Emulator
 
@@ -54,7 +55,7 @@ async def _serve(emu: Emulator) -> None:
         f"  Function URL:  {emu.url}/\n"
         f"  Invoke:        POST {emu.url}/2015-03-31/functions/{name}/invocations\n"
         f"  Stream invoke: POST {emu.url}/2021-11-15/functions/{name}/response-streaming-invocations\n"
-        f"  runtime: {shlex.join(emu.config.runtime_command)}; timeout {emu.config.timeout:g} s; "
+        f"  runtime: {shlex.join(emu.config.runtime_command)} (wire engine {engine_description(emu.config.env)}); timeout {emu.config.timeout:g} s; "
         f"memory {emu.config.memory} MB. Ctrl-C stops.",
         flush=True,
     )
