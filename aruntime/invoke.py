@@ -82,16 +82,25 @@ class Invoker:
     # -- whole invocations on the loop -------------------------------------------------
     async def invoke(self, client: RuntimeClient, inv: protocol.Invocation) -> None:
         """Run a non-sync handler (or any handler, under concurrency) and answer."""
+        carried = None
         try:
             event, context = self.begin(inv)
             if self.kind is Kind.WRITER:
                 handler = self.handler
                 produce = lambda stream: handler(event, context, stream)  # noqa: E731
             elif self.kind is Kind.SYNC and self.executor is not None:
-                raised, result = await asyncio.wrap_future(
-                    self._submit(_outcome, self.handler, event, context))
+                wrapper_context = contextvars.copy_context()
+                raised, result = await asyncio.wrap_future(self.executor.submit(
+                    wrapper_context.run, _outcome, self.handler, event, context))
                 if raised:
                     raise result
+                if (inspect.isawaitable(result) or inspect.isasyncgen(result)
+                        or inspect.isgenerator(result)):
+                    # A sync wrapper (Powertools' decorators) returned the work of an async or
+                    # streaming handler: what the wrapper set in its context (context variables:
+                    # Powertools' thread-safe keys, a span) holds for that work, as it does when
+                    # one invocation at a time runs the wrapper on the loop's thread.
+                    carried = wrapper_context
             else:
                 result = self.handler(event, context)
                 if self.kind is Kind.ASYNC:
@@ -102,6 +111,8 @@ class Invoker:
             return
         if self.kind is Kind.WRITER:
             await self.stream(client, inv, produce)
+        elif carried is not None:
+            await carried.run(asyncio.ensure_future, self.answer(client, inv, result))
         else:
             await self.answer(client, inv, result)
 
