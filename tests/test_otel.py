@@ -172,3 +172,17 @@ def test_off_imports_nothing_of_opentelemetry() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PATH": "/usr/bin:/bin"}, cwd=str(__import__("fakeapi").REPO_ROOT))
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_benchmark_otel_tiny_writes_every_column(tmp_path: Any) -> None:
+    # The benchmark behind the README's OpenTelemetry row keeps working (no speed asserted).
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.otel", "--tiny", "--out", str(tmp_path)],
+                          cwd=str(__import__("fakeapi").REPO_ROOT), capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "otel.json").read_text())["results"]
+    assert set(results) == {"awslambdaric", "awslambdaric + instrumentor", "aruntime, otel off",
+                            "aruntime, otel on", "aruntime[fast], otel off", "aruntime[fast], otel on"}
+    assert all(len(v) == 1 and v[0] > 0 for v in results.values()), results
+    table = (tmp_path / "otel.md").read_text()
+    assert "| aruntime, otel on |" in table and "×" in table
