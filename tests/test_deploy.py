@@ -33,7 +33,7 @@ from test_layer import (
     unpack,
 )
 
-from aruntime.layer import WRAPPER_NAME
+from aruntime.tools.layer import WRAPPER_NAME
 
 DEPLOY = REPO_ROOT / "examples" / "deploy"
 EXAMPLE = DEPLOY / "example"

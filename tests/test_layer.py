@@ -28,7 +28,7 @@ import pytest
 from fakeapi import REPO_ROOT, Exchange, FakeRuntimeAPI, RuntimeProcess, run_runtime
 
 from aruntime import __version__
-from aruntime.layer import (
+from aruntime.tools.layer import (
     DEPENDENCIES,
     FAST_DEPENDENCIES,
     WRAPPER_NAME,

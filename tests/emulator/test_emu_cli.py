@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from aruntime.emulator.cli import main
+from aruntime.tools.serve import main
 from aruntime.emulator.config import parse_handler
 
 from .helpers import INVOKE, LIMIT, RIC, ROOT

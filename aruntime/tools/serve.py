@@ -8,8 +8,8 @@ import shlex
 import signal
 import sys
 
-from .config import default_runtime_command
-from .server import Emulator
+from ..emulator.config import default_runtime_command
+from ..emulator.server import Emulator
 
 
 def _env_pair(text: str) -> tuple[str, str]:

@@ -29,7 +29,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 __all__ = ["DEPENDENCIES", "WRAPPER_NAME", "WRAPPER_SCRIPT", "LayerError", "build_layer", "main"]
 
@@ -39,8 +39,9 @@ FAST_DEPENDENCIES = ["httptools>=0.6"]  # the `fast` extra: the C HTTP parser
 WRAPPER_NAME = "aruntime-wrapper"
 # Packages the layer must never carry: the emulator's stack is for laptops, not Lambda.
 FORBIDDEN = ("aiohttp",)
-# Sub-packages of aruntime left out of the layer: the emulator needs aiohttp.
-EXCLUDED_SUBPACKAGES = ("emulator",)
+# Sub-packages of aruntime left out of the layer: the emulator (it needs aiohttp) and the
+# command-line tools (this builder among them); Lambda runs the runtime only.
+EXCLUDED_SUBPACKAGES = ("emulator", "tools")
 ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}
 # A fixed timestamp makes two builds of the same inputs byte-identical (zip's epoch).
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -141,7 +142,7 @@ def _platforms(minor: int, arch: str) -> list[str]:
 
 
 def _copy_aruntime(dest: Path) -> None:
-    src = Path(__file__).resolve().parent
+    src = Path(__file__).resolve().parents[1]  # the aruntime package
 
     def ignore(directory: str, names: list[str]) -> list[str]:
         skip = {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo"))}
