@@ -18,13 +18,10 @@ import orjson
 from aiohttp import web
 
 from .invocation import Invocation, Outcome, ResponseHead, error_outcome
-from .invoke_api import SANDBOX, collect, read_payload
+from .invoke_api import HTTP_INTEGRATION, MAX_PRELUDE, SANDBOX, SEPARATOR, collect, read_payload
 from .limits import MAX_REQUEST
 from .sandbox import Sandbox
 
-HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
-SEPARATOR = b"\x00" * 8
-MAX_PRELUDE = 16 * 1024
 _TEXT_TYPES = ("application/json", "application/javascript", "application/xml", "application/graphql")
 _HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 

@@ -18,6 +18,10 @@ from .sandbox import Sandbox
 SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox", Sandbox)
 _TOO_LARGE = f"Response payload size exceeded maximum allowed payload size ({MAX_BUFFERED} bytes)."
 LOG_TAIL = 4096  # X-Amz-Log-Type: Tail returns the last 4 KB of the invocation's log
+# A Function URL / API Gateway style streamed answer: JSON prelude, 8 NULs, body (SPEC §3).
+HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
+SEPARATOR = b"\x00" * 8
+MAX_PRELUDE = 16 * 1024
 _READ_CHUNK = 1 << 16
 
 
@@ -176,12 +180,26 @@ async def invoke_stream(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={**headers, "Content-Type": eventstream.CONTENT_TYPE})
     try:
         await response.prepare(request)
+        # The prelude of an HTTP-integration answer reaches an InvokeWithResponseStream caller
+        # as data, the JSON and its 8 NULs in the first PayloadChunk however the runtime split
+        # them (as Lambda gives it): gathered until the separator, then sent as one event.
+        prelude = bytearray()
+        in_prelude = False
         while True:
             item = await inv.next_item()
-            if isinstance(item, bytes):
+            if isinstance(item, ResponseHead):
+                in_prelude = item.streaming and item.content_type.split(";", 1)[0].strip() == HTTP_INTEGRATION
+            elif isinstance(item, bytes) and in_prelude:
+                prelude += item
+                if SEPARATOR in prelude or len(prelude) > MAX_PRELUDE + len(SEPARATOR):
+                    await response.write(eventstream.payload_chunk(bytes(prelude)))
+                    in_prelude = False
+            elif isinstance(item, bytes):
                 # Forwarded at once: each runtime chunk becomes one PayloadChunk event.
                 await response.write(eventstream.payload_chunk(item))
             elif isinstance(item, Outcome):
+                if in_prelude and prelude:
+                    await response.write(eventstream.payload_chunk(bytes(prelude)))
                 break
         log = await _log_result(inv) if request.headers.get("X-Amz-Log-Type") == "Tail" else None
         if item.ok:
