@@ -9,6 +9,8 @@ wrapper starts `python3.12 [flags] -m aruntime` instead of the managed runtime c
 Dependencies come from `pip download` of manylinux wheels for the target (`--find-links DIR`
 for an offline wheel folder), or with `--from-local` from this interpreter's installed
 packages, which is only right when the target is this very Python on this architecture.
+Bytecode is compiled by a CPython of the target version found on this machine (or
+`--interpreter`); without one the build warns and ships sources only.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ WRAPPER_SCRIPT = r"""#!/bin/sh
 #   /opt/aruntime-wrapper /var/lang/bin/python3.12 [interpreter flags] /var/runtime/bootstrap.py
 # We keep that interpreter and its flags and run `-m aruntime` in place of the managed
 # bootstrap script. ARUNTIME_DISABLE=1 runs the managed command line unchanged (a kill switch
-# that needs no redeploy).
+# that needs no redeploy). That is awslambdaric: async and streaming handlers, and results only
+# aruntime encodes (datetimes, dataclasses...), fail under it.
 set -e
 if [ $# -lt 1 ]; then
     echo "aruntime-wrapper: expected the runtime's command line as arguments" >&2
