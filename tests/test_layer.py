@@ -425,6 +425,10 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert layer_main(["build", "--python", "2.7", "-o", str(tmp_path / "bad.zip")]) == 2
     assert "3.10 or newer" in capsys.readouterr().err
     assert not (tmp_path / "bad.zip").exists()
+    # An output that cannot be written: one line, no traceback.
+    (tmp_path / "file").write_text("")
+    assert layer_main(["build", "--from-local", "--no-compile", "-o", str(tmp_path / "file" / "x.zip")]) == 1
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"aruntime layer: cannot write {tmp_path}/file/x.zip: ")
     # Through the real entry point, as a user types it.
     out = tmp_path / "cli.zip"
     proc = subprocess.run(

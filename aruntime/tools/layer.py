@@ -450,4 +450,7 @@ def main(argv: list[str]) -> int:
     except LayerError as e:
         print(f"aruntime layer: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the output's folder cannot be made or written, a disk is full...
+        print(f"aruntime layer: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+        return 1
     return 0
