@@ -9,18 +9,20 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import current as _current
 from .context import LambdaContext
 from .lifecycle import on_shutdown
-from .logs import trace_id as _trace_id
 from .stream import HttpResponse, ResponseStream, StreamClosedError, sse, streaming
 
 
 def trace_id() -> str | None:
-    """The X-Ray trace header of the invocation running in this task or thread.
+    """The X-Ray trace header of the invocation this task or thread works for, or None.
 
-    Unlike `os.environ["_X_AMZN_TRACE_ID"]` it stays right when invocations run concurrently.
+    Unlike `os.environ["_X_AMZN_TRACE_ID"]` it stays right when invocations run concurrently
+    (threads and pool tasks started by an invocation's code included; README, "Logging").
     """
-    return _trace_id.get()
+    invocation = _current.get()
+    return invocation.trace_id if invocation is not None else None
 
 
 __all__ = ["HttpResponse", "LambdaContext", "ResponseStream", "StreamClosedError", "on_shutdown",

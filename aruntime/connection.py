@@ -9,6 +9,7 @@ a dead connection a bounded number of times.
 from __future__ import annotations
 
 import asyncio
+import select
 from typing import Callable
 
 from . import protocol
@@ -18,6 +19,8 @@ from .wire import RequestHead, Response, WireError, new_wire
 
 CONNECT_ATTEMPTS = 5
 BACKOFF_S = 0.05
+# poll() reports a reset (POLLERR/POLLHUP) unasked; a plain close (FIN) only as POLLRDHUP (Linux).
+_HANGUP_EVENTS = getattr(select, "POLLRDHUP", 0)
 
 
 class Connection(asyncio.Protocol):
@@ -39,6 +42,7 @@ class Connection(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._paused = False
         self._eof = False
+        self._poller: select.poll | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -131,6 +135,31 @@ class Connection(asyncio.Protocol):
             raise ConnectionResetError("Runtime API connection lost")
         fut = self._waiter = asyncio.get_running_loop().create_future()
         return await fut
+
+    def peer_gone(self) -> bool:
+        """Ask the kernel now whether the peer closed or reset the connection (one poll(0)).
+
+        A producer that never yields to the loop (a sync generator with one invocation at a
+        time) would not see `connection_lost` until it finished. A gone connection is aborted
+        and no longer reusable; `connection_lost` follows on the loop.
+        """
+        if self.lost:
+            return True
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return True
+        poller = self._poller
+        if poller is None:
+            sock = transport.get_extra_info("socket")
+            if sock is None or not hasattr(select, "poll"):
+                return False
+            poller = self._poller = select.poll()
+            poller.register(sock.fileno(), _HANGUP_EVENTS)
+        if not poller.poll(0):
+            return False
+        self.lost = True
+        transport.abort()
+        return True
 
     def reusable(self) -> bool:
         return not self.lost and self._error is None and self.wire.reusable()
@@ -232,6 +261,8 @@ class RuntimeClient:
         """Send the head of a streamed `/response`; the body follows chunk by chunk."""
         request = protocol.stream_request(self.host_header, inv, content_type)
         conn = await self._connection()
+        if conn.peer_gone():  # closed by the server since its last answer: a body cannot be resent
+            conn = await self._connection()
         conn.write(conn.wire.stream_head(request))
         return StreamedRequest(conn, request.target.decode())
 

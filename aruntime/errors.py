@@ -16,8 +16,24 @@ from typing import Any
 import orjson
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-# importlib's frames sit between the runtime and a module that failed to import.
-_MACHINERY = ("<frozen importlib", os.path.dirname(traceback.__file__) + os.sep + "importlib" + os.sep)
+_STDLIB = os.path.dirname(traceback.__file__) + os.sep
+# Frames that run a handler before the user's own code does, cut from the front of every stack:
+# the runtime's package (a directory and its separator: a user module `aruntime_app.py` next to a
+# vendored `aruntime/` is the user's), and the stdlib machinery that can sit between the runtime
+# and the handler (the import system at init; tasks, futures and thread pools at invoke).
+_RUNTIME_FRAMES = tuple(dict.fromkeys((
+    _PACKAGE_DIR + os.sep,
+    # Frames keep the path the package was imported by: relative through a relative path entry.
+    (os.path.dirname(__file__) or os.curdir) + os.sep,
+    "<frozen importlib",
+    _STDLIB + "importlib" + os.sep,
+    _STDLIB + "asyncio" + os.sep,
+    _STDLIB + "concurrent" + os.sep,
+    _STDLIB + "threading.py",
+)))
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+_TRACEBACK = "Traceback (most recent call last):\n"
 
 
 class RuntimeFault(Exception):
@@ -70,10 +86,11 @@ class RuntimeAPIUnavailable(Exception):
 
 
 class _Escaped(Exception):
-    """Carries a `SystemExit`/`KeyboardInterrupt` raised by a handler.
+    """Carries a `BaseException` that is not an `Exception`, raised by a handler.
 
-    Inside an asyncio task those would stop the whole loop; wrapped they are reported as that
-    invocation's error and the runtime keeps serving.
+    `SystemExit`/`KeyboardInterrupt` escaping an asyncio task stop the event loop itself, and a
+    `GeneratorExit` thrown back into the coroutine awaiting a task closes that coroutine; wrapped
+    they are reported as that invocation's error and the runtime keeps serving.
     """
 
     def __init__(self, exc: BaseException) -> None:
@@ -82,12 +99,11 @@ class _Escaped(Exception):
 
 
 def user_frames(tb: TracebackType | None) -> traceback.StackSummary:
-    """The traceback without the runtime's leading frames (and importlib's, at import)."""
+    """The traceback without the runtime's leading frames (see `_RUNTIME_FRAMES`)."""
     frames = traceback.extract_tb(tb)
     start = 0
     for start, frame in enumerate(frames):
-        name = frame.filename
-        if not (name.startswith(_PACKAGE_DIR) or name.startswith(_MACHINERY)):
+        if not frame.filename.startswith(_RUNTIME_FRAMES):
             break
     else:
         start = len(frames)
@@ -97,35 +113,104 @@ def user_frames(tb: TracebackType | None) -> traceback.StackSummary:
 def error_body(exc: BaseException, request_id: str = "") -> tuple[str, dict[str, Any], bytes]:
     """(error-type header, error dict, X-Ray cause JSON) for an invocation or init failure.
 
-    The dict keeps the reference's key order: errorMessage, errorType, requestId, stackTrace.
+    The dict keeps the reference's shape and key order: errorMessage, errorType, requestId,
+    stackTrace (SPEC §2); only the exception itself, not its cause or context (`log_stack` has
+    those). Every string in it is encodable as UTF-8 (lone surrogates are escaped).
     """
     if isinstance(exc, _Escaped):
         exc = exc.exc
     if isinstance(exc, RuntimeFault):
-        error = {"errorMessage": exc.message, "errorType": exc.error_type,
+        message = _utf8(exc.message)
+        error = {"errorMessage": message, "errorType": exc.error_type,
                  "requestId": request_id, "stackTrace": exc.stack or []}
-        cause = xray_cause("LambdaValidationError", exc.message, traceback.StackSummary())
+        cause = xray_cause("LambdaValidationError", message, traceback.StackSummary())
         return exc.error_type, error, cause
     frames = user_frames(exc.__traceback__)
-    name = type(exc).__name__
-    try:
-        message = str(exc)
-    except Exception:  # noqa: BLE001 - a handler's exception may not even print
-        message = f"<unprintable {name} object>"
-    # format_list of plain tuples, as the reference: no 3.11+ '^^^^' position markers.
-    stack = traceback.format_list(
-        [(f.filename, f.lineno or 0, f.name, f.line) for f in frames])
+    name = _utf8(type(exc).__name__)
+    message = _utf8(_message(exc))
+    stack = _format(frames)
     error = {"errorMessage": message, "errorType": name, "requestId": request_id,
              "stackTrace": stack}
     return "Function." + name, error, xray_cause(name, message, frames)
+
+
+def log_stack(exc: BaseException) -> list[str] | None:
+    """The stack for the error log line when `exc` has a cause or a context: the whole chain,
+    oldest first, as Python prints it (each exception with its user frames only, without the
+    last line, which the log line's head already says). None for a lone exception: its log
+    line shows the body's stackTrace, as the reference's does.
+    """
+    if isinstance(exc, _Escaped):
+        exc = exc.exc
+    if isinstance(exc, RuntimeFault):  # the runtime's own words, as the reference logs them
+        return None
+    chain: list[tuple[BaseException, str]] = []
+    seen = {id(exc)}
+    current = exc
+    while True:
+        if current.__cause__ is not None:
+            earlier, link = current.__cause__, _CAUSE
+        elif current.__context__ is not None and not current.__suppress_context__:
+            earlier, link = current.__context__, _CONTEXT
+        else:
+            break
+        if id(earlier) in seen:  # a cycle: Python stops there too
+            break
+        seen.add(id(earlier))
+        chain.append((earlier, link))
+        current = earlier
+    if not chain:
+        return None
+    out: list[str] = []
+    for earlier, link in reversed(chain):
+        if earlier.__traceback__ is not None:
+            out.append(_TRACEBACK)
+            out += _format(user_frames(earlier.__traceback__))
+        try:
+            out += traceback.format_exception_only(type(earlier), earlier)
+        except Exception:  # noqa: BLE001 - a hostile exception type; its name is enough
+            out.append(f"{type(earlier).__name__}: {_message(earlier)}\n")
+        out.append(link)
+    if exc.__traceback__ is not None:
+        out.append(_TRACEBACK)
+        out += _format(user_frames(exc.__traceback__))
+    return [_utf8(line) for line in out]
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - a handler's exception may not even print
+        return f"<unprintable {type(exc).__name__} object>"
+
+
+def _format(frames: traceback.StackSummary) -> list[str]:
+    # format_list of plain tuples, as the reference: no 3.11+ '^^^^' position markers.
+    return [_utf8(line) for line in traceback.format_list(
+        [(f.filename, f.lineno or 0, f.name, f.line) for f in frames])]
+
+
+def _utf8(text: str) -> str:
+    """`text`, with what UTF-8 cannot encode (lone surrogates) escaped: it must reach the wire."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def xray_cause(error_type: str, message: str, frames: traceback.StackSummary) -> bytes:
     """`Lambda-Runtime-Function-XRay-Error-Cause` as the reference builds it."""
     stack = [{"label": f.name, "path": f.filename, "line": f.lineno} for f in frames]
     paths = list(dict.fromkeys(f.filename for f in frames))
-    return orjson.dumps({
+    cause = {
         "working_directory": os.getcwd(),
         "exceptions": [{"message": message, "type": error_type, "stack": stack}],
         "paths": paths,
-    })
+    }
+    try:
+        return orjson.dumps(cause)
+    except TypeError:  # a path that is not UTF-8 (surrogate-escaped): escape it instead
+        import json
+
+        return json.dumps(cause, separators=(",", ":")).encode()

@@ -14,20 +14,25 @@ import inspect
 import logging
 import os
 from base64 import b64encode
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
+from time import monotonic
 from typing import Any, Awaitable, Callable
 
-from . import errors, protocol
+from . import current, errors, protocol
 from .connection import RuntimeClient, StreamedRequest
 from .context import LambdaContext
 from .errors import RuntimeAPIError, RuntimeFault, _Escaped
-from .loader import Kind
-from .logs import Logs, request_id, tenant_id, trace_id
+from .loader import Kind, stream_options
+from .logs import Logs
 from .marshal import dumps, marshal, unmarshal
 from .stream import ResponseStream, StreamDisconnectedError, StreamOptions
 
 log = logging.getLogger("aruntime")
 _TRACE_ENV = "_X_AMZN_TRACE_ID"
+# How often a stream write asks the kernel whether the Runtime API hung up, at most (seconds).
+# A producer slower than this is checked at every write; a faster one at most once a period,
+# so the hot path pays a clock read, not a syscall, per chunk.
+HANGUP_CHECK_S = 0.001
 
 
 class Invoker:
@@ -41,16 +46,20 @@ class Invoker:
         self.executor = executor
         self.kind = kind
         self.logs = logs
-        self.options: StreamOptions = getattr(handler, "__aruntime_streaming__", None) or StreamOptions()
+        self.options: StreamOptions = stream_options(handler) or StreamOptions()
         # With several invocations in flight a process-wide variable cannot be right for all.
         self.set_trace_env = set_trace_env
+        # Set when the runtime itself cancels its pollers (shutting down): a CancelledError is
+        # then the runtime's, not the handler's.
+        self.stopping = False
 
     # -- arguments ---------------------------------------------------------------------
     def begin(self, inv: protocol.Invocation) -> tuple[Any, LambdaContext]:
-        """(event, context) for `inv`; sets the request id, tenant and trace for its logs."""
-        request_id.set(inv.request_id)
-        tenant_id.set(inv.tenant_id)
-        trace_id.set(inv.trace_id)
+        """(event, context) for `inv`; makes it the current invocation (logs, trace)."""
+        invocation_id = inv.invocation_id
+        current.begin(current.CurrentInvocation(
+            inv.request_id, inv.tenant_id, inv.trace_id,
+            invocation_id.decode("latin-1") if invocation_id is not None else None))
         if self.set_trace_env:
             if inv.trace_id is not None:
                 os.environ[_TRACE_ENV] = inv.trace_id
@@ -72,12 +81,16 @@ class Invoker:
                 handler = self.handler
                 produce = lambda stream: handler(event, context, stream)  # noqa: E731
             elif self.kind is Kind.SYNC and self.executor is not None:
-                result = await self._in_thread(self.handler, event, context)
+                raised, result = await asyncio.wrap_future(
+                    self._submit(_outcome, self.handler, event, context))
+                if raised:
+                    raise result
             else:
                 result = self.handler(event, context)
                 if self.kind is Kind.ASYNC:
                     result = await result
         except BaseException as e:  # noqa: BLE001 - every handler failure is reported
+            self._own_cancel(e)
             await self.fail(client, inv, e)
             return
         if self.kind is Kind.WRITER:
@@ -96,6 +109,7 @@ class Invoker:
             else:
                 body, content_type = marshal(result)
         except BaseException as e:  # noqa: BLE001
+            self._own_cancel(e)
             await self.fail(client, inv, e)
             return
         if gen is not None:
@@ -104,10 +118,23 @@ class Invoker:
         await self._post(client, protocol.response_request(client.host_header, inv, content_type,
                                                            len(body)), body)
 
-    def _in_thread(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        # The invocation's context variables (request id for logs) follow it into the thread.
-        ctx = contextvars.copy_context()
-        return asyncio.get_running_loop().run_in_executor(self.executor, ctx.run, func, *args)
+    def _own_cancel(self, exc: BaseException) -> None:
+        """Re-raise a cancellation that is the runtime's own (shutting down); any other one the
+        handler raised is its error, and its task must not stay marked as cancelling."""
+        if not isinstance(exc, asyncio.CancelledError):
+            return
+        if self.stopping:
+            raise exc
+        task = asyncio.current_task()
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+        if uncancel is not None and task.cancelling():  # type: ignore[union-attr]
+            uncancel()
+
+    def _submit(self, func: Callable[..., Any], *args: Any) -> Future[Any]:
+        # The invocation's context variables (its current-invocation record) follow it into
+        # the thread.
+        assert self.executor is not None
+        return self.executor.submit(contextvars.copy_context().run, func, *args)
 
     async def _drain_generator(self, gen: Any, stream: ResponseStream) -> Any:
         """Write each item a generator yields as one chunk; return its return value."""
@@ -120,23 +147,61 @@ class Invoker:
                 await gen.aclose()
             return None
         item: Any
+        if self.executor is None:
+            try:
+                while True:
+                    try:
+                        item = next(gen)
+                    except StopIteration as stop:
+                        return stop.value
+                    await stream.write(item)
+            finally:
+                gen.close()
+        return await self._drain_in_threads(gen, stream, self.executor)
+
+    async def _drain_in_threads(self, gen: Any, stream: ResponseStream,
+                                executor: Executor) -> Any:
+        # Under concurrency each step runs in the pool; StopIteration and the other
+        # BaseExceptions come back as values (they cannot cross an asyncio future).
+        ctx = contextvars.copy_context()
+        step: Future[Any] | None = None
+        finished = False
         try:
             while True:
-                if self.executor is None:
-                    done, item = _step(gen)
+                step = executor.submit(ctx.run, _step, gen)
+                state, value = await asyncio.wrap_future(step)
+                step = None
+                if state is _ITEM:
+                    await stream.write(value)
+                    continue
+                finished = True
+                if state is _DONE:
+                    return value
+                raise value
+        except asyncio.CancelledError:
+            if not finished:
+                # The stream's connection is gone. A step still running in its thread cannot be
+                # stopped: the generator is closed in the pool once that step is over, and the
+                # poller goes on to the next invocation without waiting for it.
+                close = lambda *_: ctx.run(_close_logged, gen)  # noqa: E731
+                if step is not None:
+                    step.add_done_callback(close)
                 else:
-                    done, item = await self._in_thread(_step, gen)
-                if done:
-                    return item
-                await stream.write(item)
-        finally:
-            gen.close()
+                    executor.submit(close)
+            raise
+        except BaseException:
+            if not finished:
+                # A write failed: the generator's finally blocks run in the pool, as its steps
+                # did. Shielded: a cancellation arriving meanwhile (the loss of the connection,
+                # seen late by the loop) must not drop the close while it waits for a thread.
+                await asyncio.shield(asyncio.wrap_future(executor.submit(ctx.run, gen.close)))
+            raise
 
     async def fail(self, client: RuntimeClient, inv: protocol.Invocation,
                    exc: BaseException) -> None:
         """Log a failed invocation and post it to `/error`."""
         header, error, cause = errors.error_body(exc, inv.request_id)
-        self.logs.error(error)
+        self.logs.error(error, errors.log_stack(exc))
         if not inv.request_id:
             return  # nothing to answer; the service times the invocation out
         body = dumps(error)
@@ -162,17 +227,44 @@ class Invoker:
         """Run `produce(stream)` in its own task, so a hang-up can cancel it, and finish."""
         sink = _StreamSink(client, inv)
         stream = ResponseStream(sink, self.options.content_type)
-        task = asyncio.ensure_future(_guard(produce(stream)))
+        task = asyncio.ensure_future(self._guard(produce, stream, sink))
         sink.task = task
         try:
             returned = await task
         except BaseException as e:  # noqa: BLE001
+            self._own_cancel(e)
             await self._stream_failed(client, inv, sink, stream, e)
+            return
+        if sink.disconnected:  # the handler caught the hang-up and returned
+            self._hung_up(inv)
             return
         if returned is not None:
             log.warning("streaming handler returned %r; the value is ignored (write it to the "
                         "stream instead)", type(returned).__name__)
         await self._ending(inv, stream.close())
+
+    async def _guard(self, produce: Callable[[ResponseStream], Any], stream: ResponseStream,
+                     sink: _StreamSink) -> Any:
+        """Run the stream's producer in its task. BaseExceptions other than the runtime's own
+        cancellations leave the task wrapped: SystemExit/KeyboardInterrupt escaping a task would
+        stop the event loop, a GeneratorExit would close the coroutine awaiting the task."""
+        try:
+            result = produce(stream)  # a sync wrapper's own code runs here too
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+        except Exception:
+            raise
+        except asyncio.CancelledError as e:
+            if sink.disconnected or self.stopping:
+                raise
+            raise _Escaped(e) from e
+        except BaseException as e:
+            raise _Escaped(e) from e
+
+    def _hung_up(self, inv: protocol.Invocation) -> None:
+        log.warning("the Runtime API closed the response stream of %s; the handler was "
+                    "cancelled", inv.request_id)
 
     async def _ending(self, inv: protocol.Invocation, ending: Awaitable[None]) -> None:
         """Finish a stream: a lost connection or a non-fatal answer fails only this invocation."""
@@ -189,8 +281,7 @@ class Invoker:
                              sink: _StreamSink, stream: ResponseStream,
                              exc: BaseException) -> None:
         if sink.disconnected or isinstance(exc, StreamDisconnectedError):
-            log.warning("the Runtime API closed the response stream of %s; the handler was "
-                        "cancelled", inv.request_id)
+            self._hung_up(inv)
             return
         if isinstance(exc, RuntimeAPIError):
             if exc.fatal:
@@ -201,7 +292,7 @@ class Invoker:
             await self.fail(client, inv, exc)
             return
         header, error, _ = errors.error_body(exc, inv.request_id)
-        self.logs.error(error)
+        self.logs.error(error, errors.log_stack(exc))
         if stream.closed:
             return  # the response already ended; the log line is all that can be said
         trailers = protocol.error_trailers(header, b64encode(dumps(error)))
@@ -217,6 +308,7 @@ class _StreamSink:
         self.request: StreamedRequest | None = None
         self.task: asyncio.Future[Any] | None = None
         self.disconnected = False
+        self._checked = 0.0  # monotonic time the kernel was last asked about a hang-up
 
     def _lost(self) -> None:
         self.disconnected = True
@@ -231,9 +323,23 @@ class _StreamSink:
         self.request.conn.on_lost = self._lost
 
     async def send(self, data: bytes) -> None:
+        request = self.request
+        assert request is not None
+        conn = request.conn
+        # A write that never yields to the loop (a sync generator, or any producer that blocks
+        # between writes) would never see connection_lost: ask at the write itself.
+        gone = self.disconnected or conn.transport.is_closing()  # type: ignore[union-attr]
+        now = monotonic()
+        if not gone and now - self._checked >= HANGUP_CHECK_S:
+            self._checked = now
+            gone = conn.peer_gone()
+        if gone:
+            self.disconnected = True
+            raise StreamDisconnectedError("the Runtime API closed the response stream")
         try:
-            await self.request.send(data)  # type: ignore[union-attr]
+            await request.send(data)
         except ConnectionError as e:
+            self.disconnected = True
             raise StreamDisconnectedError("the Runtime API closed the response stream") from e
 
     async def finish(self, content_type: str) -> None:
@@ -250,17 +356,31 @@ class _StreamSink:
             request.conn.on_lost = None
 
 
-def _step(gen: Any) -> tuple[bool, Any]:
-    """(finished, item or return value): StopIteration cannot cross into an asyncio future."""
+_ITEM, _DONE, _RAISED = "item", "done", "raised"
+
+
+def _step(gen: Any) -> tuple[str, Any]:
+    """One generator step in a pool thread, as a value: (_ITEM, item), (_DONE, return value) or
+    (_RAISED, exception)."""
     try:
-        return False, next(gen)
+        return _ITEM, next(gen)
     except StopIteration as stop:
-        return True, stop.value
+        return _DONE, stop.value
+    except BaseException as e:  # noqa: BLE001 - handed back to the invocation
+        return _RAISED, e
 
 
-async def _guard(coro: Any) -> Any:
-    # SystemExit/KeyboardInterrupt escaping a task would stop the event loop itself.
+def _outcome(func: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+    """(raised, result or exception) of `func(*args)` in a pool thread: StopIteration,
+    GeneratorExit and the other BaseExceptions must not cross into an asyncio future."""
     try:
-        return await coro
-    except (SystemExit, KeyboardInterrupt) as e:
-        raise _Escaped(e) from e
+        return False, func(*args)
+    except BaseException as e:  # noqa: BLE001
+        return True, e
+
+
+def _close_logged(gen: Any) -> None:
+    try:
+        gen.close()
+    except BaseException:  # noqa: BLE001 - nobody awaits this close any more
+        log.exception("closing the generator of a cancelled stream raised")

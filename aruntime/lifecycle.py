@@ -50,28 +50,67 @@ async def run_shutdown_hooks(budget_s: float) -> None:
 
 
 def install_sigterm(loop: asyncio.AbstractEventLoop, clients: list[RuntimeClient]) -> None:
-    """On SIGTERM: hooks, close connections, exit 0 — handled on the loop, even during `/next`."""
+    """On SIGTERM: hooks, close connections, exit 0 — handled on the loop, even during `/next`.
+
+    A SIGTERM handler the handler module installed at import is kept: aruntime's shutdown hooks
+    run first, then that handler is called (`previous_sigterm`). `SIG_IGN` means the process
+    does not end on SIGTERM: the hooks run and the runtime keeps serving.
+    """
+    global _previous
     budget_ms = os.environ.get("ARUNTIME_SHUTDOWN_BUDGET_MS", "")
     budget = (int(budget_ms) if budget_ms.isdigit() else DEFAULT_SHUTDOWN_BUDGET_MS) / 1000
+    _previous = _previous_disposition(loop)
 
     async def shutdown() -> None:
         await run_shutdown_hooks(budget)
+        if _previous is signal.SIG_IGN:
+            return
+        if isinstance(_previous, asyncio.Handle):  # added with loop.add_signal_handler
+            _previous._run()  # noqa: SLF001 - what the loop itself would have done
         for client in clients:
             client.close()
         # Stopping the loop ends the runtime's run_until_complete wherever it waits; the
-        # runtime sees `terminated` and exits 0.
+        # runtime sees `terminated`, calls `previous_sigterm` and exits.
         global terminated
         terminated = True
         loop.stop()
 
     def on_sigterm() -> None:
         loop.remove_signal_handler(signal.SIGTERM)
+        if _previous is signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         asyncio.ensure_future(shutdown(), loop=loop)
 
     try:
         loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
         pass
+
+
+_previous: Any = None
+
+
+def _previous_disposition(loop: asyncio.AbstractEventLoop) -> Any:
+    """SIGTERM's disposition before aruntime's: SIG_DFL, SIG_IGN, None (set from C), a Python
+    callable (`signal.signal`, `default_int_handler` included), or the loop's Handle when the
+    module used `loop.add_signal_handler` on aruntime's loop (shown as asyncio's no-op)."""
+    disposition = signal.getsignal(signal.SIGTERM)
+    handle = getattr(loop, "_signal_handlers", {}).get(signal.SIGTERM)
+    if handle is not None:
+        return handle
+    if getattr(disposition, "__module__", None) == "asyncio.unix_events":
+        return signal.SIG_DFL  # a loop that is not ours registered it; nothing we can call
+    return disposition
+
+
+def previous_sigterm() -> int:
+    """After aruntime's shutdown: call the SIGTERM handler the module installed, as Python would
+    have (signal number, frame None); the exit status. What it raises (`sys.exit(n)`,
+    `KeyboardInterrupt` from `default_int_handler`) ends the process as without aruntime."""
+    previous = _previous
+    if callable(previous) and not isinstance(previous, asyncio.Handle):
+        previous(signal.SIGTERM, None)
+    return 0
 
 
 # -- SnapStart -----------------------------------------------------------------------------
@@ -117,7 +156,7 @@ async def snap_start(client: RuntimeClient, logs: Logs) -> int | None:
 async def _report(client: RuntimeClient, logs: Logs, exc: BaseException, target: str,
                   error_type: str) -> None:
     _, error, _ = errors.error_body(exc)
-    logs.error(error)
+    logs.error(error, errors.log_stack(exc))
     body = dumps(error)
     await client.post(protocol.error_request(client.host_header, target, error_type, len(body)),
                       body)

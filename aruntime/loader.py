@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -71,23 +72,64 @@ def _from_file_form(spec: str, base: str) -> str:
     return f"{os.path.basename(path)[:-3]}.{func or 'handler'}"
 
 
-def kind_of(handler: Callable[..., Any]) -> Kind:
+def _layers(handler: Any) -> list[Any]:
+    """`handler` and what it stands for, outermost first: a callable instance's `__call__`, a
+    bound method's function, a `functools.partial`'s function, a decorator's wrapped function
+    (`__wrapped__`, set by `functools.wraps`)."""
+    out: list[Any] = []
+    seen: set[int] = set()
     target = handler
-    if not (inspect.isfunction(target) or inspect.ismethod(target)) and callable(target):
-        call = getattr(type(target), "__call__", None)
-        if inspect.isfunction(call) or inspect.iscoroutinefunction(call):
-            target = call
-    if inspect.isasyncgenfunction(target):
+    while target is not None and id(target) not in seen:
+        seen.add(id(target))
+        out.append(target)
+        if isinstance(target, functools.partial):
+            target = target.func
+        elif inspect.ismethod(target):
+            target = target.__func__
+        elif getattr(target, "__wrapped__", None) is not None:
+            target = target.__wrapped__
+        elif not inspect.isfunction(target) and not isinstance(target, type) and callable(target):
+            target = getattr(type(target), "__call__", None)
+        else:
+            target = None
+    return out
+
+
+def stream_options(handler: Callable[..., Any]) -> Any:
+    """What `@aruntime.streaming` attached to the handler, or to what it wraps; None if nothing."""
+    for layer in _layers(handler):
+        options = getattr(layer, "__aruntime_streaming__", None)
+        if options is not None:
+            return options
+    return None
+
+
+def kind_of(handler: Callable[..., Any]) -> Kind:
+    """How to drive `handler`, decided once at init.
+
+    The handler's own kind wins where it is definite: a generator, async generator or coroutine
+    function, seen through a callable instance's `__call__`, a bound method or a
+    `functools.partial`. A plain function that wraps another (`functools.wraps`: Powertools,
+    tracing decorators) is called as a sync handler, and what it returns decides at call time
+    (a coroutine is awaited, a generator streamed). Only a writer needs its kind from the
+    wrapped function: `@streaming` on an `async def handler(event, context, stream)` whose
+    wrapper is a plain function.
+    """
+    layers = _layers(handler)
+    own = next((layer for layer in layers if inspect.isfunction(layer)), handler)
+    if inspect.isasyncgenfunction(own):
         return Kind.ASYNC_GENERATOR
-    if inspect.isgeneratorfunction(target):
+    if inspect.isgeneratorfunction(own):
         return Kind.GENERATOR
-    if getattr(handler, "__aruntime_streaming__", None) is not None:
-        if not inspect.iscoroutinefunction(target):
+    if stream_options(handler) is not None:
+        if any(inspect.iscoroutinefunction(layer) for layer in layers):
+            return Kind.WRITER
+        if not any(inspect.isgeneratorfunction(layer) or inspect.isasyncgenfunction(layer)
+                   for layer in layers):
             raise RuntimeFault(
                 "Runtime.InvalidStreamingHandler",
                 f"A writer-style streaming handler must be 'async def handler(event, context, "
                 f"stream)' or a generator; got {handler!r}")
-        return Kind.WRITER
-    if inspect.iscoroutinefunction(target):
+    if inspect.iscoroutinefunction(own):
         return Kind.ASYNC
     return Kind.SYNC

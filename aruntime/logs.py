@@ -1,12 +1,17 @@
 """Log formats and sinks: text and JSON records, telemetry-fd frames, error lines.
 
-Byte formats follow the reference client (SPEC §4). The request id of the invocation that logs
-a record comes from a context variable, so concurrent invocations each get their own.
+Byte formats follow the reference client (SPEC §4). The request id and tenant id of a record
+are those of the invocation the logging code works for (`current.py`).
+
+Writing a log line never raises: whatever stdout has become (another encoding, closed, None, a
+broken pipe, an object whose `write` raises) or if the telemetry fd is gone, the line is
+escaped, or written to the process's fd 1 (then 2) instead, or, as a last resort, dropped; the
+invocation is answered either way.
 """
 
 from __future__ import annotations
 
-import contextvars
+import codecs
 import io
 import logging
 import os
@@ -17,9 +22,7 @@ from typing import Any
 
 import orjson
 
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("aws_request_id", default="")
-tenant_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenant_id", default=None)
-trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
+from . import current
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 TEXT_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
@@ -59,39 +62,125 @@ def frame(frame_type: bytes, message: bytes, timestamp_us: int) -> bytes:
             + message)
 
 
+def write_stdout(text: str) -> None:
+    """Write `text` to `sys.stdout` as it is now; never raises (see the module docstring)."""
+    stream = sys.stdout
+    try:
+        stream.write(text)
+        return
+    except UnicodeEncodeError:  # e.g. PYTHONIOENCODING=ascii, or a C locale without UTF-8
+        try:
+            stream.write(escape(text, getattr(stream, "encoding", None) or "ascii"))
+            return
+        except Exception:  # noqa: BLE001, S110 - fall through to the fds
+            pass
+    except Exception:  # noqa: BLE001, S110 - None, closed, broken, or raising on purpose
+        pass
+    write_fd(text)
+
+
+def write_stderr(text: str) -> None:
+    """The runtime's own messages (fatal ones, before exit): like `write_stdout`, on stderr."""
+    try:
+        sys.stderr.write(text)
+    except Exception:  # noqa: BLE001
+        write_fd(text, (2, 1))
+
+
+def write_fd(text: str, fds: tuple[int, ...] = (1, 2)) -> None:
+    """`text` as UTF-8 straight to the first of `fds` that takes it; dropped if none does."""
+    data = text.encode("utf-8", "backslashreplace")
+    for fd in fds:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            return
+        except OSError:
+            continue
+
+
+def _escape_error(err: UnicodeError) -> tuple[str, int]:
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    units = []
+    for ch in err.object[err.start:err.end]:
+        code = ord(ch)
+        if code > 0xFFFF:  # as a UTF-16 surrogate pair, so the escape is valid in JSON too
+            code -= 0x10000
+            units += [0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)]
+        else:
+            units.append(code)
+    return "".join(f"\\u{u:04x}" for u in units), err.end
+
+
+_ESCAPE = "aruntime-escape"
+_escape_registered = False
+
+
+def escape(text: str, encoding: str) -> str:
+    """`text` with every character `encoding` cannot write as `\\uXXXX` (valid in JSON lines)."""
+    global _escape_registered
+    if not _escape_registered:
+        codecs.register_error(_ESCAPE, _escape_error)
+        _escape_registered = True
+    try:
+        return text.encode(encoding, _ESCAPE).decode(encoding)
+    except LookupError:  # an encoding Python does not know
+        return text.encode("ascii", _ESCAPE).decode("ascii")
+
+
 class StandardSink:
     """Logs to stdout, as Lambda captures it when no telemetry fd is given."""
 
     def log(self, msg: str, frame_type: bytes | None = None) -> None:
-        sys.stdout.write(msg)
+        write_stdout(msg)
 
     def log_error(self, lines: list[str]) -> None:
-        sys.stdout.write(ERROR_LINE_TERMINATOR.join(lines) + "\n")
+        write_stdout(ERROR_LINE_TERMINATOR.join(lines) + "\n")
 
 
 class TelemetrySink:
-    """Logs as binary frames on the fd Lambda passes in `_LAMBDA_TELEMETRY_LOG_FD`."""
+    """Logs as binary frames on the fd Lambda passes in `_LAMBDA_TELEMETRY_LOG_FD`.
+
+    If the fd stops taking frames (closed, a broken pipe) the records go to stdout instead.
+    """
 
     def __init__(self, fd: int, error_frame_type: bytes) -> None:
         self.file = io.FileIO(fd, "wb", closefd=False)
         self.error_frame_type = error_frame_type
+        self.broken = False
 
-    def log(self, msg: str, frame_type: bytes | None = None) -> None:
-        data = frame(frame_type or DEFAULT_FRAME_TYPE, msg.encode("utf-8", "replace"),
-                     time.time_ns() // 1000)
-        # FileIO.write may write less than asked on a pipe; a frame must never be cut.
-        view = memoryview(data)
-        while view:
-            view = view[self.file.write(view) or 0:]
+    def log(self, msg: str, frame_type: bytes | None = None, as_text: str | None = None) -> None:
+        if not self.broken:
+            data = frame(frame_type or DEFAULT_FRAME_TYPE, msg.encode("utf-8", "backslashreplace"),
+                         time.time_ns() // 1000)
+            # FileIO.write may write less than asked on a pipe; a frame must never be cut.
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[self.file.write(view) or 0:]
+                return
+            except (OSError, ValueError):
+                self.broken = True
+        if as_text is None:
+            as_text = msg if msg.endswith("\n") else msg + "\n"
+        write_stdout(as_text)
 
     def log_error(self, lines: list[str]) -> None:
-        self.log("\n".join(lines), self.error_frame_type)
+        self.log("\n".join(lines), self.error_frame_type,
+                 ERROR_LINE_TERMINATOR.join(lines) + "\n")
 
 
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.aws_request_id = request_id.get()
-        record.tenant_id = tenant_id.get()
+        invocation = current.get()
+        if invocation is None:
+            record.aws_request_id = ""
+            record.tenant_id = None
+        else:
+            record.aws_request_id = invocation.request_id
+            record.tenant_id = invocation.tenant_id
         return True
 
 
@@ -114,6 +203,13 @@ class SinkHandler(logging.Handler):
             self.log_sink.log(msg, frame_type)
         except Exception:  # noqa: BLE001 - logging must never fail an invocation
             self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # logging's report goes to sys.stderr, which may be broken too.
+        try:
+            super().handleError(record)
+        except Exception:  # noqa: BLE001, S110
+            pass
 
 
 _RESERVED = frozenset({
@@ -142,7 +238,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
         }
         if exc:
-            result["stackTrace"] = traceback.format_tb(exc[2])
+            result["stackTrace"] = _record_stack(exc)
             result["errorType"] = exc[0].__name__ if exc[0] else None
             result["errorMessage"] = str(exc[1])
         result["requestId"] = getattr(record, "aws_request_id", None)
@@ -155,7 +251,27 @@ class JsonFormatter(logging.Formatter):
             if key not in _RESERVED and key not in result:
                 result[key] = value
         result = {k: v for k, v in result.items() if v is not None}
-        return orjson.dumps(result, default=str, option=orjson.OPT_NON_STR_KEYS).decode() + "\n"
+        try:
+            return orjson.dumps(result, default=str, option=orjson.OPT_NON_STR_KEYS).decode() + "\n"
+        except TypeError:  # text that is not UTF-8 (lone surrogates): escaped, not dropped
+            return _stdlib_json(result) + "\n"
+
+
+def _stdlib_json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+def _record_stack(exc: Any) -> list[str]:
+    """A record's stackTrace: its frames as the reference has them; with a cause or context,
+    the whole chain as Python prints it (without the last exception's own line)."""
+    value = exc[1]
+    if value is None or (value.__cause__ is None and (
+            value.__context__ is None or value.__suppress_context__)):
+        return traceback.format_tb(exc[2])
+    lines = traceback.format_exception(exc[0], value, exc[2])
+    return lines[:len(lines) - len(traceback.format_exception_only(exc[0], value))]
 
 
 class Logs:
@@ -169,11 +285,14 @@ class Logs:
         error_type = (JSON_FRAME_TYPES if self.json else TEXT_FRAME_TYPES)[logging.ERROR]
         fd = environ.get("_LAMBDA_TELEMETRY_LOG_FD")
         self.sink: StandardSink | TelemetrySink
+        self.sink = StandardSink()
         if fd is not None:
             del environ["_LAMBDA_TELEMETRY_LOG_FD"]  # not to be inherited by child processes
-            self.sink = TelemetrySink(int(fd), error_type)
-        else:
-            self.sink = StandardSink()
+            try:
+                self.sink = TelemetrySink(int(fd), error_type)
+            except (ValueError, OSError) as e:
+                write_stderr(f"aruntime: _LAMBDA_TELEMETRY_LOG_FD={fd!r} is unusable ({e}); "
+                             "logging to stdout\n")
 
     def install(self) -> None:
         """Unbuffered stdio, UTC timestamps, and our handler on the root logger."""
@@ -189,12 +308,28 @@ class Logs:
             root.setLevel(self.level)
         root.addHandler(handler)
 
-    def error(self, error: dict[str, Any]) -> None:
-        """The error line Lambda shows for a failed init or invocation."""
+    def error(self, error: dict[str, Any], chain: list[str] | None = None) -> None:
+        """The error line Lambda shows for a failed init or invocation; never raises.
+
+        `chain` (`errors.log_stack`) replaces the stack when the exception has a cause or a
+        context, so the line shows the whole chain.
+        """
+        try:
+            self._error(error, chain)
+        except Exception:  # noqa: BLE001 - the invocation is answered even if this is lost
+            write_stderr(f"aruntime: could not log an error: {error.get('errorType')}\n")
+
+    def _error(self, error: dict[str, Any], chain: list[str] | None) -> None:
         if self.json:
             record = {"timestamp": time.strftime(DATETIME_FORMAT, time.gmtime()), "level": "ERROR",
                       **error}
-            self.sink.log_error([orjson.dumps(record, default=str).decode()])
+            if chain is not None:
+                record["stackTrace"] = chain
+            try:
+                line = orjson.dumps(record, default=str).decode()
+            except TypeError:
+                line = _stdlib_json(record)
+            self.sink.log_error([line])
             return
         head = "[ERROR]"
         if error.get("errorType"):
@@ -202,9 +337,10 @@ class Logs:
         if error.get("errorMessage"):
             head += (":" if error.get("errorType") else "") + " " + error["errorMessage"]
         lines = [head]
-        stack = error.get("stackTrace")
+        stack = error.get("stackTrace") if chain is None else chain
         if stack is not None:
-            lines.append("Traceback (most recent call last):")
+            if chain is None:
+                lines.append("Traceback (most recent call last):")
             for element in stack:
                 if element == "":
                     lines.append("")
@@ -215,17 +351,31 @@ class Logs:
         self.sink.log_error(lines)
 
 
+def settle_stdio() -> None:
+    """Before exit: a stdout/stderr that cannot flush any more (a handler replaced or broke it)
+    is dropped, so Python's own flush at exit cannot turn the runtime's exit status into 120."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            setattr(sys, name, None)
+
+
 def _unbuffer() -> None:
     # Every write reaches the fd at once (Lambda may freeze us right after a response); a
     # write-through text layer over an unbuffered FileIO does that without a flush per call.
+    # A stream that is missing, closed or broken is left as it is.
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         try:
             fd = stream.fileno()
-        except (AttributeError, OSError, ValueError):
+            stream.flush()
+            raw = io.FileIO(fd, "w", closefd=False)
+            setattr(sys, name, io.TextIOWrapper(
+                raw, encoding=stream.encoding, errors=stream.errors, write_through=True,
+                line_buffering=False))
+        except Exception:  # noqa: BLE001, S112
             continue
-        stream.flush()
-        raw = io.FileIO(fd, "w", closefd=False)
-        setattr(sys, name, io.TextIOWrapper(
-            raw, encoding=stream.encoding, errors=stream.errors, write_through=True,
-            line_buffering=False))

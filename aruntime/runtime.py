@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 from typing import Any, Coroutine
 
-from . import errors, lifecycle, protocol
+from . import current, errors, lifecycle, protocol
 from .connection import RuntimeClient
 from .errors import RuntimeAPIError, RuntimeAPIUnavailable
 from .invoke import Invoker
 from .loader import Kind, kind_of, load
-from .logs import UNHANDLED_WARNING, Logs
+from .logs import UNHANDLED_WARNING, Logs, settle_stdio, write_stderr
 from .marshal import dumps
 from .protocol import Invocation
 
@@ -34,12 +33,12 @@ def main(handler_spec: str | None) -> int:
     logs.install()
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if not address:
-        sys.stderr.write("aruntime: AWS_LAMBDA_RUNTIME_API is not set\n")
+        write_stderr("aruntime: AWS_LAMBDA_RUNTIME_API is not set\n")
         return 1
     try:
         client = RuntimeClient(address)
     except ValueError as e:
-        sys.stderr.write(f"aruntime: {e}\n")
+        write_stderr(f"aruntime: {e}\n")
         return 1
     # Module-level code that asks for "the" loop gets the one that will run its coroutines.
     asyncio.set_event_loop(loop)
@@ -59,19 +58,21 @@ def main(handler_spec: str | None) -> int:
         clients = [client] + [RuntimeClient(address) for _ in range(concurrency - 1)]
         lifecycle.install_sigterm(loop, clients)
         if concurrency > 1:
+            current.per_task()
             _serve_concurrently(loop, clients, Invoker(handler, kind, logs, set_trace_env=False,
                                                        executor=_executor(kind, concurrency)))
         else:
             _serve(loop, client, Invoker(handler, kind, logs))
     except (RuntimeAPIError, RuntimeAPIUnavailable) as e:
-        sys.stderr.write(f"aruntime: exiting: {e}\n")
+        write_stderr(f"aruntime: exiting: {e}\n")
         return 1
     except RuntimeError:
         if lifecycle.terminated:  # SIGTERM: the hooks ran and stopped the loop
-            return 0
+            return lifecycle.previous_sigterm()
         raise
     finally:
         client.close()
+        settle_stdio()
     return 0
 
 
@@ -80,7 +81,7 @@ def max_concurrency(value: str | None) -> int:
     try:
         n = int(value) if value else 1
     except ValueError:
-        sys.stderr.write(f"aruntime: ignoring AWS_LAMBDA_MAX_CONCURRENCY={value!r}\n")
+        write_stderr(f"aruntime: ignoring AWS_LAMBDA_MAX_CONCURRENCY={value!r}\n")
         return 1
     return max(n, 1)
 
@@ -99,14 +100,14 @@ def _init_failed(loop: asyncio.AbstractEventLoop, client: RuntimeClient, logs: L
     # SPEC §1: init errors carry the errorType itself (the reference does the same).
     header = error["errorType"]
     logging.warning(UNHANDLED_WARNING)
-    logs.error(error)
+    logs.error(error, errors.log_stack(exc))
     body = dumps(error)
     request = protocol.error_request(client.host_header, protocol.INIT_ERROR_TARGET, header,
                                      len(body))
     try:
         loop.run_until_complete(client.post(request, body))
     except (RuntimeAPIError, RuntimeAPIUnavailable) as e:
-        sys.stderr.write(f"aruntime: could not report the init error: {e}\n")
+        write_stderr(f"aruntime: could not report the init error: {e}\n")
     return 1
 
 
@@ -158,6 +159,7 @@ def _serve_concurrently(loop: asyncio.AbstractEventLoop, clients: list[RuntimeCl
             for task in done:
                 task.result()
         finally:
+            invoker.stopping = True  # a CancelledError from here on is the runtime's own
             for task in tasks:
                 task.cancel()
             for c in clients:

@@ -54,6 +54,11 @@ DELIBERATE: dict[str, str] = {
         "An exception raised while importing the handler module: our stackTrace (and error log "
         "line) holds only the user's frames; the reference's starts with importlib's frames."
     ),
+    "error_log_chain": (
+        "The error log line of an exception raised from another (`raise X from e`, or while "
+        "handling one) shows the whole chain as Python prints it, each part with the user's "
+        "frames; the reference shows only the last exception. The /error body is the same."
+    ),
     "handler_exit_reported": (
         "A handler calling sys.exit(): the reference dies without answering (the service then "
         "reports Runtime.ExitError and restarts the sandbox); we post SystemExit as that "
@@ -357,6 +362,8 @@ def compare(scenario: Scenario, ref: Run, ours: Run) -> list[Diff]:
             diffs.append(Diff("async_handler", f"{scenario.name}: stdout log", delta))
         elif any(d.label == "init_user_frames" for d in diffs) and _log_without_machinery(ref_log) == ours_log:
             diffs.append(Diff("init_user_frames", f"{scenario.name}: stdout log", delta))
+        elif [_without_chain(line) for line in ours_log] == ref_log:
+            diffs.append(Diff("error_log_chain", f"{scenario.name}: stdout log", delta))
         else:
             unexpected("stdout log", repr(delta))
     return diffs
@@ -395,6 +402,18 @@ def _log_without_machinery(lines: list[str]) -> list[str]:
             kept.append(part)
         out.append("\r".join(kept))
     return out
+
+
+_TRACEBACK = "\rTraceback (most recent call last):\r"
+
+
+def _without_chain(line: str) -> str:
+    """A text error line with the earlier exceptions of its chain taken out: its head, then the
+    last exception's traceback only (what the reference prints)."""
+    first, last = line.find(_TRACEBACK), line.rfind(_TRACEBACK)
+    if not line.startswith("[ERROR]") or first == last:
+        return line
+    return line.partition("\r")[0] + line[last:]
 
 
 def _escape_non_ascii(text: str) -> str:
