@@ -1,11 +1,13 @@
 """aruntime: an asyncio runtime for AWS Lambda functions in Python.
 
 Public API: the streaming helpers (`streaming`, `ResponseStream`, `HttpResponse`, `sse`), the
-`LambdaContext` type, `on_shutdown` hooks, and `trace_id()` for the X-Ray trace of the current
-invocation.
+`LambdaContext` type, `on_shutdown` hooks, `trace_id()` for the X-Ray trace of the current
+invocation, and `asgi(app)` / `wsgi(app)` to serve web apps (loaded on first use).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -25,5 +27,19 @@ def trace_id() -> str | None:
     return invocation.trace_id if invocation is not None else None
 
 
-__all__ = ["HttpResponse", "LambdaContext", "ResponseStream", "StreamClosedError", "on_shutdown",
-           "sse", "streaming", "trace_id", "__version__"]
+if TYPE_CHECKING:
+    from .web import asgi, wsgi
+
+
+def __getattr__(name: str) -> Any:
+    # The ASGI / WSGI adapters load only when a handler module asks for them: the runtime's
+    # own start-up never imports them.
+    if name in ("asgi", "wsgi"):
+        from . import web
+
+        return getattr(web, name)
+    raise AttributeError(f"module 'aruntime' has no attribute {name!r}")
+
+
+__all__ = ["HttpResponse", "LambdaContext", "ResponseStream", "StreamClosedError", "asgi",
+           "on_shutdown", "sse", "streaming", "trace_id", "wsgi", "__version__"]

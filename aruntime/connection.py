@@ -9,13 +9,17 @@ a dead connection a bounded number of times.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import select
 from typing import Callable
 
 from . import protocol
 from .errors import RuntimeAPIError, RuntimeAPIUnavailable
 from .protocol import Invocation
-from .wire import RequestHead, Response, WireError, new_wire
+from .wire import RequestHead, Response, WireError, engine_name, new_wire
+
+log = logging.getLogger("aruntime")
 
 CONNECT_ATTEMPTS = 5
 BACKOFF_S = 0.05
@@ -30,8 +34,8 @@ class Connection(asyncio.Protocol):
     whole answer is in.
     """
 
-    def __init__(self) -> None:
-        self.wire = new_wire()
+    def __init__(self, engine: str = "h11") -> None:
+        self.wire = new_wire(engine)
         self.transport: asyncio.Transport | None = None
         self.lost = False
         # Called once if the connection is lost: cancels a streaming invocation's work.
@@ -186,22 +190,27 @@ class StreamedRequest:
         conn = self.conn
         conn.write(conn.wire.end_stream(trailers or []))
         status, _, body = await conn.response()
-        if status != 202:
+        if not protocol.is_success(status):
             raise RuntimeAPIError(self.target, status, body)
 
 
 class RuntimeClient:
-    """The Runtime API over one keep-alive connection."""
+    """The Runtime API over one keep-alive connection.
 
-    def __init__(self, address: str) -> None:
-        host, sep, port = address.rpartition(":")
-        if not sep or not port.isdigit():
-            raise ValueError(f"AWS_LAMBDA_RUNTIME_API must be host:port, got {address!r}")
-        self.host = host.strip("[]")
-        self.port = int(port)
-        self.host_header = address.encode()
+    `address` is `AWS_LAMBDA_RUNTIME_API` (`host:port[/prefix]`, see `protocol.parse_address`);
+    `engine` a wire engine name (default: the one `ARUNTIME_HTTP` selects). Raises `ValueError`
+    with a one-line message for a bad address or engine.
+    """
+
+    def __init__(self, address: str, engine: str | None = None) -> None:
+        parsed = protocol.parse_address(address)
+        self.host = parsed.host
+        self.port = parsed.port
+        self.host_header = parsed.host_header
+        self.prefix = parsed.prefix
+        self.engine = engine_name(os.environ.get("ARUNTIME_HTTP")) if engine is None else engine
         self._conn: Connection | None = None
-        self._next = protocol.get_request(self.host_header, protocol.NEXT_TARGET)
+        self._next = protocol.get_request(self.host_header, self.prefix + protocol.NEXT_TARGET)
 
     async def _connection(self) -> Connection:
         conn = self._conn
@@ -211,10 +220,12 @@ class RuntimeClient:
             conn.close()
             self._conn = None
         loop = asyncio.get_running_loop()
+        engine = self.engine
         error: Exception | None = None
         for attempt in range(CONNECT_ATTEMPTS):
             try:
-                _, conn = await loop.create_connection(Connection, self.host, self.port)
+                _, conn = await loop.create_connection(lambda: Connection(engine), self.host,
+                                                       self.port)
             except OSError as e:
                 error = e
                 await asyncio.sleep(BACKOFF_S * 2**attempt)
@@ -222,10 +233,14 @@ class RuntimeClient:
             self._conn = conn
             return conn
         raise RuntimeAPIUnavailable(
-            f"cannot connect to the Runtime API at {self.host}:{self.port}: {error}")
+            f"cannot connect to the Runtime API at {self.host_header.decode()}: {error}")
 
     async def exchange(self, head: RequestHead, body: bytes = b"") -> Response:
-        """Send one request and read its answer, on a fresh connection if the old one died."""
+        """Send one request and read its answer, on a fresh connection if the old one died.
+
+        `head.target` is sent as it is (the caller put it under the address's prefix). An
+        answer cut short is logged at WARNING before the request is sent again.
+        """
         error: Exception | None = None
         for attempt in range(CONNECT_ATTEMPTS):
             conn = await self._connection()
@@ -237,29 +252,37 @@ class RuntimeClient:
                 error = e
                 conn.close()
                 self._conn = None
+                if isinstance(e, WireError) and e.cut:
+                    log.warning("%s", protocol.cut_answer_warning(head, e))
                 if attempt:
                     await asyncio.sleep(BACKOFF_S * 2**attempt)
         raise RuntimeAPIUnavailable(f"Runtime API {head.target.decode()}: {error}")
 
     async def next(self) -> Invocation:
+        """`GET /next`: the next invocation (any 2xx answer carries one, SPEC §8)."""
         status, headers, body = await self.exchange(self._next)
-        if status != 200:
-            raise RuntimeAPIError(protocol.NEXT_TARGET, status, body)
+        if not protocol.is_success(status):
+            raise RuntimeAPIError(self._next.target.decode(), status, body)
         return protocol.parse_invocation(headers, body)
 
     async def post(self, request: RequestHead, body: bytes) -> None:
+        """Send a `/response` or `/error` post; raises `RuntimeAPIError` unless answered 2xx."""
+        request = protocol.prefixed(request, self.prefix)
         status, _, answer = await self.exchange(request, body)
-        if status != 202:
+        if not protocol.is_success(status):
             raise RuntimeAPIError(request.target.decode(), status, answer)
 
     async def get(self, target: str) -> None:
+        """A `GET` whose answer carries nothing (`/restore/next`); raises unless 2xx."""
+        target = self.prefix + target
         status, _, answer = await self.exchange(protocol.get_request(self.host_header, target))
-        if status != 200:
+        if not protocol.is_success(status):
             raise RuntimeAPIError(target, status, answer)
 
     async def open_stream(self, inv: Invocation, content_type: bytes) -> StreamedRequest:
         """Send the head of a streamed `/response`; the body follows chunk by chunk."""
-        request = protocol.stream_request(self.host_header, inv, content_type)
+        request = protocol.prefixed(protocol.stream_request(self.host_header, inv, content_type),
+                                    self.prefix)
         conn = await self._connection()
         if conn.peer_gone():  # closed by the server since its last answer: a body cannot be resent
             conn = await self._connection()

@@ -58,6 +58,9 @@ CONTEXT_UNMARSHAL_ERROR = "Runtime.LambdaContextUnmarshalError"
 BEFORE_SNAPSHOT_ERROR = "Runtime.BeforeSnapshotError"
 AFTER_RESTORE_ERROR = "Runtime.AfterRestoreError"
 MISSING_REQUEST_ID = "Runtime.MissingRequestId"
+# The ASGI / WSGI adapters (aruntime/web): an event that is no HTTP request, a failed lifespan.
+INVALID_EVENT = "Runtime.InvalidEvent"
+LIFESPAN_STARTUP_ERROR = "Runtime.LifespanStartupError"
 
 
 class RuntimeAPIError(Exception):

@@ -239,6 +239,12 @@ class Invoker:
             self._hung_up(inv)
             return
         if returned is not None:
+            if not stream.started:
+                # Nothing was written: the return value is the answer, sent buffered. One
+                # handler can so stream some invocations and buffer others (the ASGI adapter's
+                # buffered invoke mode).
+                await self.answer(client, inv, returned)
+                return
             log.warning("streaming handler returned %r; the value is ignored (write it to the "
                         "stream instead)", type(returned).__name__)
         await self._ending(inv, stream.close())

@@ -12,7 +12,7 @@ import sys
 from typing import NamedTuple
 
 from . import __version__
-from .wire import RequestHead
+from .wire import RequestHead, WireError
 
 PREFIX = "/2018-06-01/runtime"
 NEXT_TARGET = PREFIX + "/invocation/next"
@@ -40,6 +40,78 @@ STREAM_HEADERS = (
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._~-]+\Z")
 
 
+class RuntimeAPIAddress(NamedTuple):
+    """Where the Runtime API listens, parsed from `AWS_LAMBDA_RUNTIME_API` (SPEC §1, §8)."""
+
+    host: str  # what to connect to: a name, an IPv4 address, or an IPv6 address (no brackets)
+    port: int
+    host_header: bytes  # `host:port` as given (IPv6 in brackets): every request's Host header
+    prefix: str  # "" or a path such as "/.rt" (no trailing slash): every target is under it
+
+
+# Characters of a host name or IPv4 address (underscores too: container names have them), of
+# an IPv6 address, and of a path (RFC 3986). Plain strings, not regular expressions: compiling
+# those would cost start-up time (about 0.5 ms).
+_NAME = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+_IPV6 = "0123456789ABCDEFabcdef:."
+_PATH = _NAME + "~!$&'()*+,;=:@%/"
+
+
+def parse_address(value: str) -> RuntimeAPIAddress:
+    """Parse `AWS_LAMBDA_RUNTIME_API`: `host:port[/prefix]`, `[v6addr]:port[/prefix]`.
+
+    A leading `http://` (cargo-lambda prints its address so) and surrounding blanks are
+    tolerated; a trailing slash is dropped (`host:port/` has no prefix). The prefix may have
+    several segments (`/.rt/my-function`, cargo-lambda's per-function address).
+    Raises `ValueError` with a one-line message for anything else.
+    """
+    text = value.strip(" \t\r\n")
+    if text[:7].lower() == "http://":
+        text = text[7:]
+    elif "://" in text:
+        raise _bad_address(value, "only http:// is supported")
+    authority, slash, path = text.partition("/")
+    host, colon, port = authority.rpartition(":")
+    if not colon:
+        raise _bad_address(value, "no port")
+    if host[:1] == "[":
+        address, percent, zone = host[1:-1].partition("%")
+        if (host[-1:] != "]" or ":" not in address or address.strip(_IPV6)
+                or (percent and (not zone or zone.strip(_NAME + "~")))):
+            raise _bad_address(value, f"bad IPv6 address {host!r}")
+        connect_host = host[1:-1]
+    elif ":" in host or "]" in host:
+        raise _bad_address(value, "an IPv6 address goes in brackets: [::1]:9001")
+    elif host and not host.strip(_NAME):
+        connect_host = host
+    else:
+        raise _bad_address(value, "no host" if not host else f"bad host {host!r}")
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536):
+        raise _bad_address(value, "no port" if not port else f"bad port {port!r}")
+    prefix = (slash + path).rstrip("/")
+    if prefix.strip(_PATH):
+        raise _bad_address(value, f"bad path {prefix!r}")
+    return RuntimeAPIAddress(connect_host, int(port), authority.encode(), prefix)
+
+
+def _bad_address(value: str, reason: str) -> ValueError:
+    return ValueError(f"AWS_LAMBDA_RUNTIME_API must be host:port or host:port/path, "
+                      f"got {value!r}: {reason}")
+
+
+def prefixed(head: RequestHead, prefix: str) -> RequestHead:
+    """`head` with its target under the address's path prefix (SPEC §8)."""
+    if not prefix:
+        return head
+    return head._replace(target=prefix.encode() + head.target)
+
+
+def is_success(status: int) -> bool:
+    """Any 2xx is success for every Runtime API call (SPEC §8: the RIE answers 202,
+    cargo-lambda 200)."""
+    return 200 <= status < 300
+
+
 class Invocation(NamedTuple):
     """One event from `GET /next`, with the headers the runtime uses."""
 
@@ -59,6 +131,9 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
+_EPOCH_FLOOR_MS = 10**12  # 2001-09-09: no Runtime API deadline is earlier
+
+
 def parse_invocation(headers: list[tuple[bytes, bytes]], body: bytes) -> Invocation:
     """Build an `Invocation` from the (lower-cased) headers and body of a `/next` answer."""
     h = dict(headers)
@@ -67,7 +142,9 @@ def parse_invocation(headers: list[tuple[bytes, bytes]], body: bytes) -> Invocat
         deadline_ms: int | None = int(deadline) if deadline else None
     except ValueError:
         deadline_ms = None
-    if deadline_ms is not None and deadline_ms <= 0:
+    if deadline_ms is not None and deadline_ms < _EPOCH_FLOOR_MS:
+        # Not epoch milliseconds of this century: zero, negative, or cargo-lambda's "600000"
+        # (a duration, SPEC §8). Read as no deadline, as for a value that is not a number.
         deadline_ms = None
     return Invocation(
         request_id=_text(h.get(b"lambda-runtime-aws-request-id")) or "",
@@ -156,3 +233,20 @@ def stream_request(host: bytes, inv: Invocation, content_type: bytes) -> Request
 def error_trailers(error_type: str, error_body_b64: bytes) -> list[tuple[bytes, bytes]]:
     """Trailers that report an exception raised after the stream began."""
     return [(ERROR_TYPE, header_value(error_type)), (ERROR_BODY, error_body_b64)]
+
+
+def cut_answer_warning(head: RequestHead, error: WireError) -> str:
+    """The WARNING line for an answer the connection lost part-way (`error.cut`): which
+    request, and the request id of the invocation it carried when its head had arrived."""
+    where = []
+    if error.head is not None:
+        status, headers = error.head
+        for name, value in headers:
+            if name == b"lambda-runtime-aws-request-id":
+                where.append("request id " + value.decode("utf-8", "replace"))
+                break
+        where.append(f"status {status}")
+    else:
+        where.append("before its head was complete")
+    return (f"the Runtime API's answer to {head.method.decode()} {head.target.decode()} was "
+            f"cut short ({', '.join(where)}): {error}; sending the request again")

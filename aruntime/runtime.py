@@ -49,6 +49,11 @@ def main(handler_spec: str | None) -> int:
                                           "No handler: pass it as an argument or set _HANDLER")
             handler = load(handler_spec)
             kind = kind_of(handler)
+            # A handler object may need the loop before serving (an ASGI app's lifespan
+            # startup): it runs here, as part of Init, and failing it fails the init.
+            init = getattr(handler, "__aruntime_init__", None)
+            if init is not None:
+                loop.run_until_complete(init())
         except BaseException as e:  # noqa: BLE001 - whatever init raises is reported
             return _init_failed(loop, client, logs, e)
         if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":

@@ -171,11 +171,14 @@ class ResponseStream:
         """Send one chunk (`str` as UTF-8), or an `HttpResponse` before any chunk."""
         if self._closed:
             raise StreamClosedError("write to a response stream that is closed")
+        prelude = b""
         if isinstance(data, HttpResponse):
             if self._opened:
                 raise StreamClosedError("HttpResponse must be written before any body byte")
             self._content_type = HTTP_INTEGRATION
-            chunk = data.prelude()
+            # The JSON and its separator go out as two chunks (SPEC §8: cargo-lambda parses the
+            # prelude per chunk; the Node.js runtime writes them apart too).
+            prelude, chunk = data.prelude()[:-len(PRELUDE_SEPARATOR)], PRELUDE_SEPARATOR
         elif isinstance(data, str):
             chunk = data.encode("utf-8")
         elif isinstance(data, (bytes, bytearray, memoryview)):
@@ -191,6 +194,8 @@ class ResponseStream:
             if not self._opened:
                 self._opened = True
                 await self._sink.open(self._content_type)
+            if prelude:
+                await self._sink.send(prelude)
             if chunk:
                 await self._sink.send(chunk)
 

@@ -41,6 +41,8 @@ BOTO3_NEEDLE = "client.invoke_with_response_stream("
 RUNNERS = {
     (README, "aruntime serve examples/chat.py:handler"): "test_readme_first_commands",
     (README, "curl -N 'http://127.0.0.1:9000/?prompt=hello'"): "test_readme_first_commands",
+    (README, "aruntime serve examples/fastapi_chat.py:handler"): "test_readme_first_commands",
+    (README, "curl -N 'http://127.0.0.1:9000/chat?prompt=hello'"): "test_readme_first_commands",
     (README, BOTO3_NEEDLE): "test_readme_first_commands",
     (README, "bash .ci/run"): "CI itself: .ci/run is what CI runs",
     (README, "pip install '.[boto3]'"): "test_readme_install_lines",
@@ -128,6 +130,12 @@ bash -o pipefail -c "$CURL_BLOCK" > "$OUT/curl.out" 2> "$OUT/curl.err"
 until_line "$OUT/serve.out" "REPORT RequestId" || true
 "$BOTO3_PYTHON" -c "$BOTO3_BLOCK" > "$OUT/boto3.out" 2> "$OUT/boto3.err"
 kill -INT -- -$serve; wait $serve
+# The same chat as a FastAPI app (installed into the same .venv).
+setsid bash -c "$FASTAPI_BLOCK" > "$OUT/fastapi-serve.out" 2>&1 &
+fastapi=$!
+until_line "$OUT/fastapi-serve.out" "Ctrl-C stops." || { kill -TERM -- -$fastapi; exit 5; }
+bash -o pipefail -c "$FASTAPI_CURL" > "$OUT/fastapi-curl.out" 2> "$OUT/fastapi-curl.err"
+kill -INT -- -$fastapi; wait $fastapi
 # README's Streaming section: `curl ... | wc -c` after `aruntime serve examples/bigfile.py:handler`.
 setsid bash -c "$BIGFILE_SERVE" > "$OUT/big-serve.out" 2>&1 &
 big=$!
@@ -149,12 +157,12 @@ def shape(text: str, clone: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def wheelhouse(clone: Path) -> Path:
-    """What `pip install -e '.[emulator]'` needs, downloaded beforehand: the namespace has no
-    network."""
+    """What README's first commands install (`.[emulator]`, fastapi), downloaded beforehand: the
+    namespace has no network."""
     folder = clone.parent / "wheelhouse"
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "download", "-q", "-d", str(folder), "setuptools>=64",
-         "aiohttp>=3.9", "watchfiles>=0.21", "h11>=0.14", "orjson>=3.9"],
+         "aiohttp>=3.9", "watchfiles>=0.21", "h11>=0.14", "orjson>=3.9", "fastapi"],
         env={**os.environ, "PIP_RETRIES": "1"}, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         pytest.skip(f"no package index reachable to prepare the wheel folder: {proc.stderr[-300:]}")
@@ -180,6 +188,8 @@ def test_readme_first_commands(clone: Path, wheelhouse: Path, tmp_path: Path) ->
         "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "LOOPBACK_UP": _LOOPBACK_UP, "OUT": str(out),
         "SERVE_BLOCK": serve_block.text, "CURL_BLOCK": curl_block.text,
+        "FASTAPI_BLOCK": block_with(README, "aruntime serve examples/fastapi_chat.py:handler").text,
+        "FASTAPI_CURL": block_with(README, "curl -N 'http://127.0.0.1:9000/chat?prompt=hello'").text,
         "BOTO3_PYTHON": sys.executable, "BOTO3_BLOCK": boto3_block.text,
         "BIGFILE_SERVE": ".venv/bin/aruntime serve examples/bigfile.py:handler",
         "BIGFILE_CURL": "curl -s 'http://127.0.0.1:9000/?mib=100' | wc -c",
@@ -215,6 +225,9 @@ def test_readme_first_commands(clone: Path, wheelhouse: Path, tmp_path: Path) ->
     assert any("You " in line for line in lines[1:3]) and lines[-1] == "{'InvokeComplete': {}}", lines
 
     assert files["big.out"].strip() == str(100 * 1024 * 1024)
+    events = files["fastapi-curl.out"]
+    assert events.startswith('event: token\nid: 0\ndata: {"token":"You "}\n\n'), events[:300]
+    assert re.search(r'event: done\ndata: \{"tokens":\d+,"request_id":"[0-9a-f-]{36}"\}\n\n$', events), events[-300:]
 
 
 def curl_block_sample() -> str:

@@ -48,4 +48,5 @@ async def test_unusable_runtime_api_address_is_a_clear_error(fake_api):
     proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.handlers.hostile.handler"], fake_api,
                              env={"AWS_LAMBDA_RUNTIME_API": "no-port-here"})
     assert await proc.wait(15) == 1
-    assert proc.stderr == b"aruntime: AWS_LAMBDA_RUNTIME_API must be host:port, got 'no-port-here'\n"
+    assert proc.stderr == (b"aruntime: AWS_LAMBDA_RUNTIME_API must be host:port or host:port/path, "
+                           b"got 'no-port-here': no port\n")

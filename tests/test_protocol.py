@@ -96,10 +96,16 @@ def test_parse_invocation_absent_headers_are_none_and_request_id_empty() -> None
     assert got.body == b""
 
 
-@pytest.mark.parametrize("value", [b"0", b"-5", b"abc", b"", b"12.5", b"1e12", b" "])
+@pytest.mark.parametrize("value", [b"0", b"-5", b"abc", b"", b"12.5", b"1e12", b" ",
+                                   b"600000", b"999999999999"])  # 600000: cargo-lambda's
 def test_parse_invocation_bad_deadline_is_none(value: bytes) -> None:
     got = protocol.parse_invocation([(b"lambda-runtime-deadline-ms", value)], b"")
     assert got.deadline_ms is None
+
+
+def test_parse_invocation_deadline_floor() -> None:
+    got = protocol.parse_invocation([(b"lambda-runtime-deadline-ms", b"1000000000000")], b"")
+    assert got.deadline_ms == 10**12
 
 
 def test_parse_invocation_non_utf8_header_does_not_raise() -> None:
@@ -302,3 +308,109 @@ def test_error_body_stack_trace_has_no_caret_lines() -> None:
     assert body["stackTrace"] == traceback.format_list(
         [(f.filename, f.lineno, f.name, f.line) for f in frames])
     assert not any("^" in line for line in body["stackTrace"])
+
+
+# -- AWS_LAMBDA_RUNTIME_API: host:port[/prefix] (SPEC §1, §8) --------------------------------
+
+
+@pytest.mark.parametrize("value, host, port, host_header, prefix", [
+    ("127.0.0.1:9001", "127.0.0.1", 9001, b"127.0.0.1:9001", ""),
+    ("127.0.0.1:9100/.rt", "127.0.0.1", 9100, b"127.0.0.1:9100", "/.rt"),  # cargo-lambda
+    ("http://127.0.0.1:9000/.rt", "127.0.0.1", 9000, b"127.0.0.1:9000", "/.rt"),  # as it prints it
+    ("HTTP://localhost:9000/.rt/my-fn/", "localhost", 9000, b"localhost:9000", "/.rt/my-fn"),
+    ("[::1]:9001", "::1", 9001, b"[::1]:9001", ""),
+    ("http://[::]:9000/.rt", "::", 9000, b"[::]:9000", "/.rt"),
+    ("[fe80::1%lo]:9001", "fe80::1%lo", 9001, b"[fe80::1%lo]:9001", ""),
+    ("localhost:9001/", "localhost", 9001, b"localhost:9001", ""),  # a trailing slash is no prefix
+    ("localhost:9001//", "localhost", 9001, b"localhost:9001", ""),
+    ("runtime_api.local:1/a/b/c", "runtime_api.local", 1, b"runtime_api.local:1", "/a/b/c"),
+    ("  127.0.0.1:65535\n", "127.0.0.1", 65535, b"127.0.0.1:65535", ""),  # blanks around
+])
+def test_parse_address(value: str, host: str, port: int, host_header: bytes, prefix: str) -> None:
+    assert protocol.parse_address(value) == protocol.RuntimeAPIAddress(host, port, host_header, prefix)
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("", "no port"),
+    ("no-port-here", "no port"),
+    ("127.0.0.1:", "no port"),
+    (":9001", "no host"),
+    ("127.0.0.1:0", "bad port '0'"),
+    ("127.0.0.1:65536", "bad port '65536'"),
+    ("127.0.0.1:90510", "bad port '90510'"),
+    ("127.0.0.1:-1", "bad port '-1'"),
+    ("127.0.0.1:９００１", "bad port '９００１'"),  # digits, but not ASCII ones
+    ("127.0.0.1: 9001", "bad port ' 9001'"),
+    ("127.0.0.1 :9001", "bad host '127.0.0.1 '"),
+    ("::1:9001", "an IPv6 address goes in brackets: [::1]:9001"),
+    ("[]:9001", "bad IPv6 address '[]'"),
+    ("[::1:9001", "bad IPv6 address '[::1'"),
+    ("https://127.0.0.1:9001", "only http:// is supported"),
+    ("unix:///tmp/rt.sock", "only http:// is supported"),
+    ("user@127.0.0.1:9001", "bad host 'user@127.0.0.1'"),
+    ("127.0.0.1:9001/.rt?x=1", "bad path '/.rt?x=1'"),
+    ("127.0.0.1:9001/a b", "bad path '/a b'"),
+    ("127.0.0.1:9001/#frag", "bad path '/#frag'"),
+])
+def test_parse_address_refuses(value: str, reason: str) -> None:
+    with pytest.raises(ValueError) as e:
+        protocol.parse_address(value)
+    assert str(e.value) == (f"AWS_LAMBDA_RUNTIME_API must be host:port or host:port/path, "
+                            f"got {value!r}: {reason}")
+
+
+def test_every_target_carries_the_prefix_exact_bytes() -> None:
+    address = protocol.parse_address("http://127.0.0.1:9001/.rt/fn/")
+    host, p = address.host_header, address.prefix
+    assert (host, p) == (HOST, "/.rt/fn")
+    heads = {
+        "next": protocol.get_request(host, p + protocol.NEXT_TARGET),
+        "restore/next": protocol.get_request(host, p + protocol.RESTORE_NEXT_TARGET),
+        "response": protocol.prefixed(protocol.response_request(host, inv(), b"application/json", 2), p),
+        "error": protocol.prefixed(protocol.error_request(
+            host, protocol.invocation_target(RID, "error"), "Function.E", 2), p),
+        "init/error": protocol.prefixed(protocol.error_request(
+            host, protocol.INIT_ERROR_TARGET, "Runtime.E", 2), p),
+        "restore/error": protocol.prefixed(protocol.error_request(
+            host, protocol.RESTORE_ERROR_TARGET, "Runtime.E", 2), p),
+        "streamed response": protocol.prefixed(protocol.stream_request(host, inv(), b"text/plain"), p),
+    }
+    lines = {name: wire(head, b"" if head.method == b"GET" else b"{}").split(b"\r\n", 2)[:2]
+             for name, head in heads.items()}
+    rid = RID.encode()
+    assert lines == {
+        "next": [b"GET /.rt/fn/2018-06-01/runtime/invocation/next HTTP/1.1", b"Host: 127.0.0.1:9001"],
+        "restore/next": [b"GET /.rt/fn/2018-06-01/runtime/restore/next HTTP/1.1", b"Host: 127.0.0.1:9001"],
+        "response": [b"POST /.rt/fn/2018-06-01/runtime/invocation/" + rid + b"/response HTTP/1.1",
+                     b"Host: 127.0.0.1:9001"],
+        "error": [b"POST /.rt/fn/2018-06-01/runtime/invocation/" + rid + b"/error HTTP/1.1",
+                  b"Host: 127.0.0.1:9001"],
+        "init/error": [b"POST /.rt/fn/2018-06-01/runtime/init/error HTTP/1.1", b"Host: 127.0.0.1:9001"],
+        "restore/error": [b"POST /.rt/fn/2018-06-01/runtime/restore/error HTTP/1.1", b"Host: 127.0.0.1:9001"],
+        "streamed response": [b"POST /.rt/fn/2018-06-01/runtime/invocation/" + rid + b"/response HTTP/1.1",
+                              b"Host: 127.0.0.1:9001"],
+    }
+    # No prefix: the very same head object (the constant /next head stays framed once).
+    head = heads["next"]
+    assert protocol.prefixed(head, "") is head
+
+
+@pytest.mark.parametrize("status, ok", [(199, False), (200, True), (201, True), (202, True),
+                                        (204, True), (299, True), (300, False), (410, False)])
+def test_any_2xx_is_success(status: int, ok: bool) -> None:
+    assert protocol.is_success(status) is ok
+
+
+def test_cut_answer_warning() -> None:
+    from aruntime.wire import WireError
+
+    head = protocol.get_request(HOST, "/.rt" + protocol.NEXT_TARGET)
+    with_head = WireError("the Runtime API closed the connection in the middle of its answer", cut=True,
+                          head=(200, [(b"content-length", b"9"), (b"lambda-runtime-aws-request-id", b"r-9")]))
+    assert protocol.cut_answer_warning(head, with_head) == (
+        "the Runtime API's answer to GET /.rt/2018-06-01/runtime/invocation/next was cut short "
+        "(request id r-9, status 200): the Runtime API closed the connection in the middle of its "
+        "answer; sending the request again")
+    assert protocol.cut_answer_warning(head, WireError("x", cut=True)) == (
+        "the Runtime API's answer to GET /.rt/2018-06-01/runtime/invocation/next was cut short "
+        "(before its head was complete): x; sending the request again")

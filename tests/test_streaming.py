@@ -49,9 +49,9 @@ async def test_generator_chunks_byte_exact(fake_api):
 async def test_http_prelude_sse(fake_api):
     _, (post,), _ = await serve(fake_api, "sse_prelude", {})
     assert post.header("content-type") == "application/vnd.awslambda.http-integration-response"
-    prelude = b'{"statusCode":201,"headers":{"x-a":"1"},"cookies":["k=v"]}' + b"\0" * 8
-    assert [c for _, c in post.chunks] == [
-        prelude, b'event: tok\nid: 1\ndata: {"n":1}\n\n', b"data: bye\n\n"]
+    prelude = b'{"statusCode":201,"headers":{"x-a":"1"},"cookies":["k=v"]}'
+    assert [c for _, c in post.chunks] == [  # the JSON and its separator: two chunks (SPEC §8)
+        prelude, b"\0" * 8, b'event: tok\nid: 1\ndata: {"n":1}\n\n', b"data: bye\n\n"]
 
 
 async def test_prelude_sent_with_empty_body(fake_api):

@@ -6,6 +6,8 @@ Request bytes are compared in tests/test_protocol.py, where every request goes t
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from aruntime import protocol
@@ -121,10 +123,165 @@ def test_error_type_header_is_sanitised():
         assert b"\r\nX-Evil" not in engine().request(head)
 
 
-@pytest.mark.parametrize("setting, engine", [("h11", H11Wire), ("httptools", FastWire), ("", FastWire)])
-def test_engine_choice(monkeypatch, setting, engine):
+# -- the same events for the same bytes, end of stream and odd framing included -------------
+
+RID = (b"lambda-runtime-aws-request-id", b"r-1")
+OK_HEAD = b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r-1\r\nContent-Length: 7\r\n\r\n"
+OK = OK_HEAD + b'{"a":1}'
+OK_RESPONSE = Response(200, [RID, (b"content-length", b"7")], b'{"a":1}')
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r-1\r\nTransfer-Encoding: chunked\r\n\r\n"
+EOF = object()  # feed end of stream after the bytes
+SECOND = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+def closed(cut: bool, head: tuple[int, list] | None = None) -> tuple:
+    return ("WireError", cut, head)
+
+
+# (bytes the server sends, end of stream after them?, what both engines must report: every
+# answer delivered, then either the WireError that ended the stream or whether it is reusable)
+CASES = {
+    "content-length": (OK, False, [OK_RESPONSE, ("reusable", True)]),
+    "body until close, HTTP/1.0": (
+        b"HTTP/1.0 200 OK\r\nLambda-Runtime-Aws-Request-Id: r-1\r\n\r\n{\"a\":1}", True,
+        [Response(200, [RID], b'{"a":1}'), ("reusable", False)]),
+    "body until close, HTTP/1.1": (
+        b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r-1\r\n\r\n{\"a\":1}", True,
+        [Response(200, [RID], b'{"a":1}'), ("reusable", False)]),
+    "empty body until close": (b"HTTP/1.1 202 Accepted\r\n\r\n", True,
+                               [Response(202, [], b""), ("reusable", False)]),
+    "connection: close": (
+        b"HTTP/1.1 202 Accepted\r\nCONNECTION: Close\r\nContent-Length: 2\r\n\r\n{}", False,
+        [Response(202, [(b"connection", b"Close"), (b"content-length", b"2")], b"{}"),
+         ("reusable", False)]),
+    "HTTP/1.0 keep-alive": (
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", False,
+        [Response(200, [(b"connection", b"keep-alive"), (b"content-length", b"0")], b""),
+         ("reusable", False)]),
+    "1xx first": (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\n" + OK, False,
+        [OK_RESPONSE, ("reusable", True)]),
+    "chunked with extensions and trailers": (
+        CHUNKED_HEAD + b"3;a=b\r\n{\"a\r\n4;q=\"x\"\r\n\":1}\r\n0\r\nX-Trailer: t\r\n\r\n", False,
+        [Response(200, [RID, (b"transfer-encoding", b"chunked")], b'{"a":1}'), ("reusable", True)]),
+    "204 without length": (b"HTTP/1.1 204 No Content\r\n\r\n", False,
+                           [Response(204, [], b""), ("reusable", True)]),
+    "empty line before the status line": (b"\r\n" + OK, False, [OK_RESPONSE, ("reusable", True)]),
+    "empty line after the answer": (OK + b"\r\n", False, [OK_RESPONSE, ("reusable", True)]),
+    "header names in odd case, blanks around values": (
+        b"HTTP/1.1 200 OK\r\nLAMBDA-runtime-AWS-Request-Id: \t r-1 \t\r\ncontent-LENGTH: 7\r\n\r\n{\"a\":1}",
+        False, [OK_RESPONSE, ("reusable", True)]),
+    "no reason phrase, bare LF": (b"HTTP/1.1 200\nContent-Length: 0\n\n", False,
+                                  [Response(200, [(b"content-length", b"0")], b""), ("reusable", True)]),
+    "two answers in one read": (OK + SECOND, True, [OK_RESPONSE, closed(False)]),
+    "two answers in one read, still open": (OK + SECOND, False, [OK_RESPONSE, ("reusable", False)]),
+    "EOF before any byte": (b"", True, [closed(False)]),
+    "EOF in the head": (OK_HEAD[:30], True, [closed(True)]),
+    "EOF after the head": (OK_HEAD, True, [closed(True, (200, OK_RESPONSE.headers))]),
+    "EOF mid-body": (OK[:-3], True, [closed(True, (200, OK_RESPONSE.headers))]),
+    "EOF mid-chunk": (CHUNKED_HEAD + b"7\r\n{\"a", True,
+                      [closed(True, (200, [RID, (b"transfer-encoding", b"chunked")]))]),
+    # Malformed: both refuse, and say that bytes of an answer were lost.
+    "blanks around a chunk size": (CHUNKED_HEAD + b"7 ; a=b\r\n{\"a\":1}\r\n0\r\n\r\n", False,
+                                   [closed(True, (200, [RID, (b"transfer-encoding", b"chunked")]))]),
+    "Transfer-Encoding other than chunked": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", True,
+        [closed(True)]),
+    "not HTTP": (b"SSH-2.0-OpenSSH\r\n\r\n", False, [closed(True)]),
+    "EOF after an interim answer": (b"HTTP/1.1 100 Continue\r\n\r\n", True, [closed(True)]),
+}
+
+
+def events(engine, parts: list[bytes], eof: bool) -> list:
+    """What `engine` reports for `parts` (separate reads) after one request, then end of stream."""
+    w = engine()
+    w.request(GET)
+    got: list = []
+    try:
+        for part in parts:
+            if part:
+                answer = w.receive(part)
+                if answer is not None:
+                    got.append(answer)
+        if eof:
+            answer = w.receive(b"")
+            if answer is not None:
+                got.append(answer)
+    except WireError as e:
+        got.append(closed(e.cut, e.head))
+        return got
+    got.append(("reusable", w.reusable()))
+    return got
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_engines_agree_on_end_of_stream_and_odd_framing(case):
+    data, eof, expected = CASES[case]
+    for engine in ENGINES:
+        assert events(engine, [data], eof) == expected, engine
+        assert events(engine, [bytes([b]) for b in data], eof) == expected, (engine, "bytewise")
+        for split in range(1, len(data)):
+            assert events(engine, [data[:split], data[split:]], eof) == expected, (engine, split)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_trailers_do_not_leak_into_the_next_answer(engine):
+    w = engine()
+    for _ in range(2):
+        w.request(GET)
+        assert w.receive(CHUNKED_HEAD + b"2\r\n{}\r\n0\r\nX-Trailer: t\r\n\r\n") == Response(
+            200, [RID, (b"transfer-encoding", b"chunked")], b"{}")
+    w.request(GET)
+    assert w.receive(OK) == OK_RESPONSE and w.reusable()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_late_bytes_on_an_idle_connection_make_it_unusable(engine):
+    w = engine()
+    w.request(GET)
+    assert w.receive(OK) == OK_RESPONSE
+    assert w.receive(b"\r\n") is None and w.reusable()  # an empty line is harmless
+    assert w.receive(SECOND) is None  # a late 408 answers nothing we asked
+    assert not w.reusable()
+    with pytest.raises(WireError) as e:
+        w.receive(b"")
+    assert not e.value.cut
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bytes_before_any_request_are_not_an_answer(engine):
+    w = engine()
+    assert w.receive(SECOND) is None and not w.reusable()
+
+
+# -- choosing the engine (ARUNTIME_HTTP) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("value, name", [
+    ("h11", "h11"), ("httptools", "httptools"), ("", "httptools"), (None, "httptools"),
+    ("H11", "h11"), (" HTTPTools ", "httptools")])
+def test_engine_name(value, name):
     from aruntime import wire
 
-    monkeypatch.setenv("ARUNTIME_HTTP", setting)
-    monkeypatch.setattr(wire, "_fast", None)
-    assert type(wire.new_wire()) is engine  # httptools is installed here: "" picks it
+    assert wire.engine_name(value) == name  # httptools is installed here: unset picks it
+    assert type(wire.new_wire(name)) is {"h11": H11Wire, "httptools": FastWire}[name]
+
+
+@pytest.mark.parametrize("value", ["bogus", "fast", "h2", "httptools,h11"])
+def test_unknown_engine_is_refused(value):
+    from aruntime import wire
+
+    with pytest.raises(ValueError) as e:
+        wire.engine_name(value)
+    assert str(e.value) == f"ARUNTIME_HTTP must be one of h11, httptools (or unset), got {value!r}"
+
+
+def test_httptools_asked_for_but_missing(monkeypatch):
+    from aruntime import wire
+
+    monkeypatch.setitem(sys.modules, "httptools", None)  # import now raises ImportError
+    assert wire.engine_name("") == "h11"
+    with pytest.raises(ValueError) as e:
+        wire.engine_name("httptools")
+    assert str(e.value) == ("ARUNTIME_HTTP=httptools, but httptools is not installed: "
+                            "pip install 'aruntime[fast]'")

@@ -20,6 +20,7 @@ from ..emulator.config import (
     parse_handler,
     resolve_runtime_command,
 )
+from ..wire import engine_description
 
 if TYPE_CHECKING:
     from ..emulator.server import Emulator
@@ -116,7 +117,8 @@ def banner(emu: Emulator) -> str:
         f"  Function URL:  {emu.url}/\n"
         f"  Invoke:        POST {emu.url}/2015-03-31/functions/{name}/invocations\n"
         f"  Stream invoke: POST {emu.url}/2021-11-15/functions/{name}/response-streaming-invocations\n"
-        f"  runtime: {shlex.join(config.runtime_command)}; timeout {config.timeout:g} s; "
+        f"  runtime: {shlex.join(config.runtime_command)} (wire engine {engine_description(config.env)}); "
+        f"timeout {config.timeout:g} s; "
         f"memory {config.memory} MB{reload}. Ctrl-C stops."
     )
 
