@@ -518,6 +518,88 @@ def test_wrapper_without_a_command_line(opt: Path) -> None:
     assert proc.returncode == 127 and "expected" in proc.stderr
 
 
+# -- handing over to another layer's exec wrapper (ARUNTIME_NEXT_WRAPPER) -------------------------
+
+# A stand-in for another layer's exec wrapper (OpenTelemetry's otel-instrument): it records how
+# it was started, then runs the command line it was given, as exec wrappers end.
+STAND_IN = """#!/bin/sh
+printf '%s\\n' "$@" > "$RECORD_DIR/argv"
+env > "$RECORD_DIR/env"
+exec "$@"
+"""
+
+
+@pytest.fixture
+def stand_in(tmp_path: Path) -> tuple[Path, Path]:
+    """(the stand-in wrapper, the folder where it records its argv and environment)."""
+    record = tmp_path / "record"
+    record.mkdir()
+    script = tmp_path / "otel-instrument"
+    script.write_text(STAND_IN)
+    script.chmod(0o755)
+    return script, record
+
+
+async def test_next_wrapper_runs_aruntime_with_both_layers(fake_api: FakeRuntimeAPI, opt: Path,
+                                                           sandbox: dict[str, Path],
+                                                           stand_in: tuple[Path, Path]) -> None:
+    script, record = stand_in
+    wrapper = opt / WRAPPER_NAME
+    env = {**lambda_env(sandbox["task"], sandbox["runtime"], "fn.buffered", wrapper),
+           "ARUNTIME_NEXT_WRAPPER": str(script), "RECORD_DIR": str(record)}
+    # Exactly as the managed runtime starts $AWS_LAMBDA_EXEC_WRAPPER.
+    proc = await run_runtime([str(wrapper), sys.executable, "-X", "utf8", "-E",
+                              str(sandbox["runtime"] / "bootstrap.py")], fake_api, env=env,
+                             cwd=str(sandbox["task"]))
+    rid = fake_api.push({})
+    got = (await response_of(fake_api, proc, rid)).json()
+    assert got["request_id"] == rid and got["flags"]["utf8"] == 1
+    # The next wrapper got aruntime's command line (the interpreter and its kept flags), as a
+    # wrapper gets Lambda's, and Lambda's environment with the layer on PYTHONPATH.
+    assert (record / "argv").read_text().splitlines() == [sys.executable, "-X", "utf8", "-m", "aruntime"]
+    seen = dict(line.split("=", 1) for line in (record / "env").read_text().splitlines() if "=" in line)
+    layer_python = str(opt / "python")
+    assert layer_python in seen["PYTHONPATH"].split(":")
+    assert seen["PYTHONPATH"].endswith(":" + str(sandbox["runtime"]))  # the managed runtime's own
+    for key in ("_HANDLER", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_EXEC_WRAPPER"):
+        assert seen[key] == runtime_env_value(fake_api, env, key)
+    assert "ARUNTIME_NEXT_WRAPPER" not in seen  # handed over once
+    await stop(fake_api, proc)
+
+
+def runtime_env_value(api: FakeRuntimeAPI, env: dict[str, str], key: str) -> str:
+    return api.address if key == "AWS_LAMBDA_RUNTIME_API" else env[key]
+
+
+def test_next_wrapper_under_the_kill_switch_gets_the_managed_command_line(
+        opt: Path, sandbox: dict[str, Path], stand_in: tuple[Path, Path]) -> None:
+    script, record = stand_in
+    wrapper = opt / WRAPPER_NAME
+    managed = [sys.executable, "-u", str(sandbox["runtime"] / "bootstrap.py")]
+    env = {**clean_env(), **lambda_env(sandbox["task"], sandbox["runtime"], "fn.buffered", wrapper),
+           "ARUNTIME_DISABLE": "1", "ARUNTIME_NEXT_WRAPPER": str(script), "RECORD_DIR": str(record)}
+    proc = subprocess.run([str(wrapper), *managed], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 3 and DECOY_MARKER in proc.stderr  # the managed runtime ran
+    assert (record / "argv").read_text().splitlines() == managed
+
+
+@pytest.mark.parametrize("what", ["missing", "not executable", "a directory"])
+def test_next_wrapper_that_cannot_run_is_a_one_line_error(opt: Path, sandbox: dict[str, Path],
+                                                           tmp_path: Path, what: str) -> None:
+    target = tmp_path / "next"
+    if what == "not executable":
+        target.write_text("#!/bin/sh\nexec \"$@\"\n")
+    elif what == "a directory":
+        target.mkdir()
+    wrapper = opt / WRAPPER_NAME
+    env = {**clean_env(), **lambda_env(sandbox["task"], sandbox["runtime"], "fn.buffered", wrapper),
+           "ARUNTIME_NEXT_WRAPPER": str(target)}
+    proc = subprocess.run([str(wrapper), sys.executable, str(sandbox["runtime"] / "bootstrap.py")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 126
+    assert proc.stderr == f"aruntime-wrapper: ARUNTIME_NEXT_WRAPPER={target} is not an executable file\n"
+
+
 
 def test_find_links_builds_without_an_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wheels = tmp_path / "wheels"

@@ -56,12 +56,28 @@ WRAPPER_SCRIPT = r"""#!/bin/sh
 # bootstrap script. ARUNTIME_DISABLE=1 runs the managed command line unchanged (a kill switch
 # that needs no redeploy). That is awslambdaric: async and streaming handlers, and results only
 # aruntime encodes (datetimes, dataclasses...), fail under it.
+#
+# Another layer's exec wrapper (OpenTelemetry's /opt/otel-instrument, ...) is named by
+# ARUNTIME_NEXT_WRAPPER, since AWS_LAMBDA_EXEC_WRAPPER holds one: this wrapper starts it as
+# Lambda would, with the command line it would itself have run appended (`python3.x [flags]
+# -m aruntime`, or the managed one under ARUNTIME_DISABLE=1) and the same environment. That
+# wrapper sets its own things up and runs the command line it was given, as exec wrappers do.
 set -e
 if [ $# -lt 1 ]; then
     echo "aruntime-wrapper: expected the runtime's command line as arguments" >&2
     exit 127
 fi
+next=${ARUNTIME_NEXT_WRAPPER:-}
+# Handed over once: should the next wrapper come back here, it is not started again.
+unset ARUNTIME_NEXT_WRAPPER
+if [ -n "$next" ] && ! { [ -f "$next" ] && [ -x "$next" ]; }; then
+    echo "aruntime-wrapper: ARUNTIME_NEXT_WRAPPER=$next is not an executable file" >&2
+    exit 126
+fi
 if [ "${ARUNTIME_DISABLE:-}" = 1 ]; then
+    if [ -n "$next" ]; then
+        exec "$next" "$@"
+    fi
     exec "$@"
 fi
 # Where the layer is unpacked (/opt on Lambda), found without forking: this runs on every cold start.
@@ -106,6 +122,9 @@ case ${py##*/} in
         ;;
 esac
 export PYTHONPATH="$path${PYTHONPATH:+:$PYTHONPATH}"
+if [ -n "$next" ]; then
+    exec "$next" "$py" "$@" -m aruntime
+fi
 exec "$py" "$@" -m aruntime
 """
 
