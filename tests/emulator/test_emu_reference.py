@@ -168,7 +168,7 @@ async def test_service_errors_never_tracebacks() -> None:
         assert status == 404 and headers["X-Amzn-ErrorType"] == "ResourceNotFoundException"
         assert "Function not found" in json.loads(body)["Message"]
         status, headers, _ = await invoke(emu, b"x" * (6 * 1024 * 1024 + 1))
-        assert status == 413 and headers["X-Amzn-ErrorType"] == "RequestTooLargeException"
+        assert status == 413 and headers["X-Amzn-ErrorType"] == "RequestEntityTooLargeException"
         # Still serving.
         status, headers, body = await invoke(emu, {"still": "here"})
         assert status == 200 and json.loads(body)["echo"] == {"still": "here"}
