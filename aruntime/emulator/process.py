@@ -29,7 +29,8 @@ def runtime_env(config: FunctionConfig, runtime_api: str) -> dict[str, str]:
     AWS_LAMBDA_LOG_FORMAT or AWS_LAMBDA_MAX_CONCURRENCY would make it behave unlike on Lambda):
     configure the function with `--env KEY=VALUE`, as in its Lambda configuration. Lambda's
     variables are those of a managed Python runtime (the X-Ray daemon's excepted: none runs
-    here); `AWS_REGION` is `--env AWS_REGION`, else the caller's, else us-east-1. With the
+    here), plus PYTHONDONTWRITEBYTECODE=1 (nothing written beside the code, as on Lambda's
+    read-only /var/task); `AWS_REGION` is `--env AWS_REGION`, else the caller's, else us-east-1. With the
     default runtime command this checkout's aruntime comes first on PYTHONPATH (before an
     `--env PYTHONPATH`), so a source checkout runs without being installed.
     """
@@ -54,6 +55,11 @@ def runtime_env(config: FunctionConfig, runtime_api: str) -> dict[str, str]:
             "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
+            # Lambda's code directory is read-only: no bytecode is ever written beside the code.
+            # Here that also keeps a reload from running a stale .pyc (a .pyc is checked by the
+            # source's mtime in seconds and its size: an edit within the same second that keeps
+            # the size would go unseen).
+            "PYTHONDONTWRITEBYTECODE": "1",
         }
     )
     env.update(config.env)
