@@ -160,8 +160,11 @@ def wheelhouse(clone: Path) -> Path:
     """What README's first commands install (`.[emulator]`, fastapi), downloaded beforehand: the
     namespace has no network."""
     folder = clone.parent / "wheelhouse"
+    # For the interpreter README's `python3 -m venv .venv` makes: PATH's python3, which need not
+    # be the one running the tests (.ci/run runs the suite under every Python it finds).
+    python3 = shutil.which("python3") or sys.executable
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "-d", str(folder), "setuptools>=64",
+        [python3, "-m", "pip", "download", "-q", "-d", str(folder), "setuptools>=64",
          "aiohttp>=3.9", "watchfiles>=0.21", "h11>=0.14", "orjson>=3.9", "fastapi"],
         env={**os.environ, "PIP_RETRIES": "1"}, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
