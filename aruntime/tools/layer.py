@@ -337,11 +337,14 @@ def _compile(python_dir: Path, interpreter: str) -> None:
     # /opt is read-only on Lambda, so without shipped bytecode every cold start would compile
     # the layer again. The target's own interpreter writes it (a pyc is only valid for the
     # X.Y that wrote it), as unchecked-hash pycs: they stay valid whatever mtimes the unzip
-    # leaves (a timestamp pyc would not match the zip's 1980 dates). -I: no PYTHONPATH of ours.
+    # leaves (a timestamp pyc would not match the zip's 1980 dates). An environment of its own:
+    # no PYTHONPATH of ours, and a fixed hash seed, without which a set literal's frozenset is
+    # marshalled in a random order and the same build differs from run to run (seen on 3.10).
     proc = subprocess.run(
-        [interpreter, "-I", "-m", "compileall", "-q", "-d", "/opt/python",
+        [interpreter, "-s", "-m", "compileall", "-q", "-d", "/opt/python",
          "--invalidation-mode", "unchecked-hash", str(python_dir)],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+        env={"PYTHONHASHSEED": "0"}, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=600)
     if proc.returncode != 0:
         raise LayerError(f"byte-compiling the layer with {interpreter} failed:\n"
                          f"{(proc.stdout + proc.stderr)[-3000:]}")
