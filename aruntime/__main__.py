@@ -1,30 +1,30 @@
-"""`python -m aruntime [HANDLER]` runs the runtime; `python -m aruntime serve ...` the emulator."""
+"""`python -m aruntime [HANDLER]` (and the `aruntime` script): the runtime, or a tool.
+
+Inside Lambda (`AWS_LAMBDA_RUNTIME_API` set) a handler argument, or none, runs the runtime and
+nothing else is imported. A tool's command word (`serve`, `layer`), `--help`, `--version`, or
+any call outside Lambda goes to `aruntime.tools`, which a Lambda layer does not ship.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 
-USAGE = """usage:
-  python -m aruntime [HANDLER]        run the runtime (HANDLER defaults to $_HANDLER)
-  aruntime serve HANDLER [options]    run a function locally on the emulator (aruntime serve -h)
-  aruntime layer build [options]      build a Lambda layer zip (aruntime layer build -h)
-"""
+_TOOL_WORDS = frozenset({"serve", "layer", "help", "version", "-h", "--help", "-V", "--version"})
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "serve":
-        from .emulator.cli import main as serve
-
-        return serve(args[1:])
-    if args and args[0] == "layer":
-        from .layer import main as layer
-
-        return layer(args[1:])
-    if args and args[0] in ("-h", "--help"):
-        sys.stdout.write(USAGE)
-        return 0
+    if (args and args[0] in _TOOL_WORDS) or not os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+        try:
+            from .tools.cli import main as tools
+        except ModuleNotFoundError as e:
+            if not (e.name or "").startswith("aruntime.tools"):
+                raise
+            sys.stderr.write("aruntime: this copy holds the runtime only (as a Lambda layer does): "
+                             "install the package (pip install aruntime) for the command-line tools\n")
+            return 2
+        return tools(args)
     from .runtime import main as run
 
     return run(args[0] if args else os.environ.get("_HANDLER"))

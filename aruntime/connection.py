@@ -52,6 +52,10 @@ from .wire import Deliver, RequestHead, Response, Wire, WireError, engine_name, 
 
 log = logging.getLogger("aruntime")
 
+# Attempts at reaching the Runtime API before giving up, and the first wait between two of them
+# (doubled after each failure): connecting waits 50, 100, 200, 400 ms; a request whose
+# connection dies is retried at once (a kept-alive connection the server closed), then after
+# 100, 200, 400 ms. tests/test_core_api_failures.py pins both schedules.
 CONNECT_ATTEMPTS = 5
 BACKOFF_S = 0.05
 # How long the probe's answer may still be missing once the connection is needed again. A
@@ -407,7 +411,8 @@ class RuntimeClient:
                                                        self.host, self.port)
             except OSError as e:
                 error = e
-                await _sleep(loop, BACKOFF_S * 2**attempt)
+                if attempt + 1 < CONNECT_ATTEMPTS:  # no wait once the last attempt failed
+                    await _sleep(loop, BACKOFF_S * 2**attempt)
                 continue
             self._conn = conn
             return conn
@@ -441,7 +446,9 @@ class RuntimeClient:
             except ConnectionError as e:  # WireError included: a peer speaking non-HTTP
                 error = e
                 self._drop(conn, head, e)
-                if attempt:
+                # A kept-alive connection the server closed is retried at once; after that,
+                # back off, and give up without waiting once the last attempt failed.
+                if 0 < attempt < CONNECT_ATTEMPTS - 1:
                     await _sleep(conn.loop, BACKOFF_S * 2**attempt)
         raise RuntimeAPIUnavailable(f"Runtime API {head.target.decode()}: {error}")
 

@@ -18,7 +18,7 @@ from concurrent.futures import Executor, Future
 from time import monotonic
 from typing import Any, Awaitable, Callable
 
-from . import current, errors, protocol
+from . import errors, invocation, protocol
 from .connection import RuntimeClient, StreamedRequest
 from .context import LambdaContext
 from .errors import RuntimeAPIError, RuntimeFault, _Escaped
@@ -29,6 +29,9 @@ from .stream import ResponseStream, StreamDisconnectedError, StreamOptions
 
 log = logging.getLogger("aruntime")
 _TRACE_ENV = "_X_AMZN_TRACE_ID"
+# Per-invocation instrumentation (`aruntime.otel`), set once before the runtime starts serving:
+# an object with `begin(inv, arguments) -> (event, context)` and `end(exception or None)`.
+observer: Any = None
 # How often a stream write asks the kernel whether the Runtime API hung up, at most (seconds).
 # A producer slower than this is checked at every write; a faster one at most once a period,
 # so the hot path pays a clock read, not a syscall, per chunk.
@@ -52,12 +55,19 @@ class Invoker:
         # Set when the runtime itself cancels its pollers (shutting down): a CancelledError is
         # then the runtime's, not the handler's.
         self.stopping = False
+        if observer is None and os.environ.get("ARUNTIME_OTEL", "") not in ("", "0", "false"):
+            from . import otel  # only now: off, it costs no import
+
+            otel.instrument()
+        # When None (instrumentation off) an invocation pays one check here where it begins
+        # and one where it ends.
+        self.observer = observer
 
     # -- arguments ---------------------------------------------------------------------
     def begin(self, inv: protocol.Invocation) -> tuple[Any, LambdaContext]:
         """(event, context) for `inv`; makes it the current invocation (logs, trace)."""
         invocation_id = inv.invocation_id
-        current.begin(current.CurrentInvocation(
+        invocation.begin(invocation.CurrentInvocation(
             inv.request_id, inv.tenant_id, inv.trace_id,
             invocation_id.decode("latin-1") if invocation_id is not None else None))
         if self.set_trace_env:
@@ -65,26 +75,32 @@ class Invoker:
                 os.environ[_TRACE_ENV] = inv.trace_id
             else:
                 os.environ.pop(_TRACE_ENV, None)
-        if not inv.request_id:
-            raise RuntimeFault(errors.MISSING_REQUEST_ID,
-                               "The Runtime API sent an invocation without "
-                               "Lambda-Runtime-Aws-Request-Id; it cannot be answered")
-        context = LambdaContext(inv)
-        return unmarshal(inv.body, inv.content_type), context
+        if self.observer is not None:
+            return self.observer.begin(inv, _arguments)  # type: ignore[no-any-return]
+        return _arguments(inv)
 
     # -- whole invocations on the loop -------------------------------------------------
     async def invoke(self, client: RuntimeClient, inv: protocol.Invocation) -> None:
         """Run a non-sync handler (or any handler, under concurrency) and answer."""
+        carried = None
         try:
             event, context = self.begin(inv)
             if self.kind is Kind.WRITER:
                 handler = self.handler
                 produce = lambda stream: handler(event, context, stream)  # noqa: E731
             elif self.kind is Kind.SYNC and self.executor is not None:
-                raised, result = await asyncio.wrap_future(
-                    self._submit(_outcome, self.handler, event, context))
+                wrapper_context = contextvars.copy_context()
+                raised, result = await asyncio.wrap_future(self.executor.submit(
+                    wrapper_context.run, _outcome, self.handler, event, context))
                 if raised:
                     raise result
+                if (inspect.isawaitable(result) or inspect.isasyncgen(result)
+                        or inspect.isgenerator(result)):
+                    # A sync wrapper (Powertools' decorators) returned the work of an async or
+                    # streaming handler: what the wrapper set in its context (context variables:
+                    # Powertools' thread-safe keys, a span) holds for that work, as it does when
+                    # one invocation at a time runs the wrapper on the loop's thread.
+                    carried = wrapper_context
             else:
                 result = self.handler(event, context)
                 if self.kind is Kind.ASYNC:
@@ -95,6 +111,8 @@ class Invoker:
             return
         if self.kind is Kind.WRITER:
             await self.stream(client, inv, produce)
+        elif carried is not None:
+            await carried.run(asyncio.ensure_future, self.answer(client, inv, result))
         else:
             await self.answer(client, inv, result)
 
@@ -117,6 +135,8 @@ class Invoker:
             return
         await self._post(client, protocol.response_request(client.host_header, inv, content_type,
                                                            len(body)), body)
+        if self.observer is not None:
+            self.observer.end(None)
 
     def _own_cancel(self, exc: BaseException) -> None:
         """Re-raise a cancellation that is the runtime's own (shutting down); any other one the
@@ -205,12 +225,16 @@ class Invoker:
         header, error, cause = errors.error_body(exc, inv.request_id)
         self.logs.error(error, errors.log_stack(exc))
         if not inv.request_id:
+            if self.observer is not None:
+                self.observer.end(exc)
             return  # nothing to answer; the service times the invocation out
         body = dumps(error)
         request = protocol.error_request(client.host_header,
                                          protocol.invocation_target(inv.request_id, "error"),
                                          header, len(body), cause, inv)
         await self._post(client, request, body)
+        if self.observer is not None:
+            self.observer.end(exc)
 
     async def _post(self, client: RuntimeClient, request: Any, body: bytes) -> None:
         try:
@@ -235,10 +259,16 @@ class Invoker:
             returned = await task
         except BaseException as e:  # noqa: BLE001
             self._own_cancel(e)
-            await self._stream_failed(client, inv, sink, stream, e)
+            try:
+                await self._stream_failed(client, inv, sink, stream, e)
+            finally:
+                if self.observer is not None:
+                    self.observer.end(_hung_up_error() if sink.disconnected else e)
             return
         if sink.disconnected:  # the handler caught the hang-up and returned
             self._hung_up(inv)
+            if self.observer is not None:
+                self.observer.end(_hung_up_error())
             return
         if returned is not None:
             if not stream.started:
@@ -250,6 +280,8 @@ class Invoker:
             log.warning("streaming handler returned %r; the value is ignored (write it to the "
                         "stream instead)", type(returned).__name__)
         await self._ending(inv, stream.close())
+        if self.observer is not None:
+            self.observer.end(None)
 
     async def _guard(self, produce: Callable[[ResponseStream], Any], stream: ResponseStream,
                      sink: _StreamSink) -> Any:
@@ -375,6 +407,15 @@ class _StreamSink:
             request.conn.on_lost = None
 
 
+def _arguments(inv: protocol.Invocation) -> tuple[Any, LambdaContext]:
+    if not inv.request_id:
+        raise RuntimeFault(errors.MISSING_REQUEST_ID,
+                           "The Runtime API sent an invocation without "
+                           "Lambda-Runtime-Aws-Request-Id; it cannot be answered")
+    context = LambdaContext(inv)
+    return unmarshal(inv.body, inv.content_type), context
+
+
 _ITEM, _DONE, _RAISED = "item", "done", "raised"
 
 
@@ -387,6 +428,10 @@ def _step(gen: Any) -> tuple[str, Any]:
         return _DONE, stop.value
     except BaseException as e:  # noqa: BLE001 - handed back to the invocation
         return _RAISED, e
+
+
+def _hung_up_error() -> StreamDisconnectedError:
+    return StreamDisconnectedError("the Runtime API closed the response stream")
 
 
 def _outcome(func: Callable[..., Any], *args: Any) -> tuple[bool, Any]:

@@ -25,10 +25,12 @@ class Kind(Enum):
 
 
 def load(spec: str) -> Callable[..., Any]:
-    """Import the handler named by `spec` (`module.func`, `pkg.mod.func`, `dir/mod.func`)."""
+    """Import the handler named by `spec` (`module.func`, `pkg.mod.func`, `dir/mod.func`, or
+    `path/to/file.py:func`, the form `aruntime serve` takes). Raises RuntimeFault (init errors)."""
     task_root = os.environ.get("LAMBDA_TASK_ROOT")
     if task_root and task_root not in sys.path:
         sys.path.insert(0, task_root)
+    spec = _from_file_form(spec, task_root or os.getcwd())
     try:
         modname, fname = spec.rsplit(".", 1)
     except ValueError as e:
@@ -50,6 +52,24 @@ def load(spec: str) -> Callable[..., Any]:
     except AttributeError:
         raise RuntimeFault(errors.HANDLER_NOT_FOUND,
                            f"Handler '{fname}' missing on module '{modname}'") from None
+
+
+def _from_file_form(spec: str, base: str) -> str:
+    """`path/to/file.py:func` (relative to `base`) as `file.func`, with the file's folder put
+    first on sys.path; any other spec unchanged. A missing file fails as a missing module would,
+    before another module of that name elsewhere on sys.path could be imported instead."""
+    path, sep, func = spec.rpartition(":")
+    if not sep or not path.endswith(".py"):
+        return spec
+    file = os.path.join(base, path)
+    if not os.path.isfile(file):
+        raise RuntimeFault(errors.IMPORT_MODULE_ERROR,
+                           f"Unable to import module '{path}': No such file: '{os.path.abspath(file)}'")
+    folder = os.path.dirname(os.path.abspath(file))
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)
+    return f"{os.path.basename(path)[:-3]}.{func or 'handler'}"
 
 
 def _layers(handler: Any) -> list[Any]:

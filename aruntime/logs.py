@@ -1,7 +1,7 @@
 """Log formats and sinks: text and JSON records, telemetry-fd frames, error lines.
 
 Byte formats follow the reference client (SPEC §4). The request id and tenant id of a record
-are those of the invocation the logging code works for (`current.py`).
+are those of the invocation the logging code works for (`invocation.py`).
 
 Writing a log line never raises: whatever stdout has become (another encoding, closed, None, a
 broken pipe, an object whose `write` raises) or if the telemetry fd is gone, the line is
@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from . import current
+from . import invocation
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 TEXT_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
@@ -174,13 +174,13 @@ class TelemetrySink:
 
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        invocation = current.get()
-        if invocation is None:
+        current = invocation.get()
+        if current is None:
             record.aws_request_id = ""
             record.tenant_id = None
         else:
-            record.aws_request_id = invocation.request_id
-            record.tenant_id = invocation.tenant_id
+            record.aws_request_id = current.request_id
+            record.tenant_id = current.tenant_id
         return True
 
 

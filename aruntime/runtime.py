@@ -9,13 +9,14 @@ an async handler created in one invocation are still usable in the next.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import os
 import types
 from typing import Any, Callable, Coroutine, Generator
 
-from . import current, errors, lifecycle, loops, protocol
+from . import errors, invocation, lifecycle, loops, protocol
 from .connection import RuntimeClient
 from .errors import RuntimeAPIError, RuntimeAPIUnavailable
 from .invoke import Invoker
@@ -78,7 +79,7 @@ def main(handler_spec: str | None) -> int:
             c.loop = loop
         lifecycle.install_sigterm(loop, clients)
         if concurrency > 1:
-            current.per_task()
+            invocation.per_task()
             _serve_concurrently(loop, clients, Invoker(handler, kind, logs, set_trace_env=False,
                                                        executor=_executor(kind, concurrency)))
         else:
@@ -254,9 +255,13 @@ def _serve_concurrently(loop: asyncio.AbstractEventLoop, clients: list[RuntimeCl
     """N pollers on one loop, each with its own connection: no head-of-line blocking."""
 
     async def poll(client: RuntimeClient) -> None:
+        # Each invocation runs in a task of its own made from a fresh copy of the poller's first
+        # context, as each one at N = 1 does: context variables one invocation sets (Powertools'
+        # thread-safe keys, OpenTelemetry baggage, the handler's own) never reach the next.
+        base = contextvars.copy_context()
         while True:
             inv = await client.next()
-            await invoker.invoke(client, inv)
+            await base.copy().run(asyncio.ensure_future, invoker.invoke(client, inv))
 
     async def all_pollers() -> None:
         tasks = [asyncio.ensure_future(poll(c)) for c in clients]

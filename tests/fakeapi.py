@@ -12,16 +12,19 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import h11
 
-__all__ = ["Exchange", "FakeRuntimeAPI", "RuntimeProcess", "run_runtime", "REPO_ROOT", "DEFAULT_ARN"]
+__all__ = ["Exchange", "FakeRuntimeAPI", "RuntimeProcess", "run_runtime", "runtime_env", "scratch_env",
+           "refused_port", "REPO_ROOT", "DEFAULT_ARN"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARN = "arn:aws:lambda:us-east-1:123456789012:function:test"
@@ -98,6 +101,8 @@ class FakeRuntimeAPI:
         self.aborted: list[Exchange] = []
         self.connections = 0
         self.probes = 0  # `OPTIONS *` requests answered (the runtime's pipelining probe)
+        # GET /next requests whose head arrived and that wait for an invocation right now.
+        self.polling = 0
         self._server: asyncio.base_events.Server | None = None
         self._port = 0
         self._queue: asyncio.Queue[tuple[str, dict[str, str], bytes]] = asyncio.Queue()
@@ -224,9 +229,24 @@ class FakeRuntimeAPI:
     async def _next_change(self) -> None:
         await self._changed.wait()
 
+    async def wait_polling(self, n: int = 1, *, timeout: float = 10) -> None:
+        """Until `n` GET /next long-polls wait at once (a runtime is idle, its set-up done)."""
+
+        async def until() -> None:
+            while self.polling < n:
+                await self._next_change()
+
+        try:
+            await asyncio.wait_for(until(), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"wanted {n} waiting /next, got {self.polling}: {self.exchanges}") from None
+
     def _record(self, ex: Exchange) -> None:
         ex.done = time.monotonic()
         self.exchanges.append(ex)
+        self._notify()
+
+    def _notify(self) -> None:
         # Wake every waiter, then arm a fresh event for the next change.
         self._changed.set()
         self._changed = asyncio.Event()
@@ -435,6 +455,16 @@ class _Connection:
 
     async def _next(self, ex: Exchange) -> tuple[int, bytes, list[tuple[str, str]]]:
         api = self.api
+        api.polling += 1
+        api._notify()
+        try:
+            return await self._poll(ex)
+        finally:
+            api.polling -= 1
+            api._notify()
+
+    async def _poll(self, ex: Exchange) -> tuple[int, bytes, list[tuple[str, str]]]:
+        api = self.api
         while True:
             if api._broken:
                 return 500, _error_body("the sandbox is broken: a post was answered 500", "Runtime.Exit"), [
@@ -462,6 +492,18 @@ class _Connection:
                 await self._receive()
                 if self.h11.their_state is h11.ERROR:
                     raise _Closed
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections while the block runs.
+
+    The socket is bound but never listens: Linux answers a connect with a reset, and no other
+    process can take the port meanwhile (a port that was free a moment ago may not be).
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 # -- running a runtime process ---------------------------------------------------------------
@@ -517,20 +559,34 @@ class RuntimeProcess:
         return code
 
 
-def runtime_env(api: FakeRuntimeAPI, env: dict[str, str] | None = None) -> dict[str, str]:
-    """A clean environment: no Lambda variables from the outside, the fake's address, imports."""
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not (k.startswith("AWS_") or k == "_HANDLER" or k.startswith("_LAMBDA_") or k.startswith("PYTEST_"))
-    }
-    clean["AWS_LAMBDA_RUNTIME_API"] = api.address
-    clean["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT)] + ([clean["PYTHONPATH"]] if clean.get("PYTHONPATH") else [])
-    )
-    clean.pop("_X_AMZN_TRACE_ID", None)
+# What a child process may take from the host: where programs and shared libraries are, and
+# where temporary files go. Nothing else crosses over, so a host that exports PYTHONUNBUFFERED,
+# AWS_REGION, AWS_LAMBDA_LOG_FORMAT, PYTHONIOENCODING... cannot change what a test sees.
+HOST_NEEDS = ("PATH", "LD_LIBRARY_PATH", "TMPDIR")
+
+WIRE_ENGINE = "h11"
+"""ARUNTIME_HTTP for the processes tests start; conftest sets it from `pytest --wire`."""
+
+
+def scratch_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment built from scratch for a process a test starts, then `env` over it.
+
+    It holds HOST_NEEDS (as the host has them), `LANG=C.UTF-8`, this checkout first on
+    `PYTHONPATH` (so `-m aruntime` and `tests.handlers.*` import from here) and `ARUNTIME_HTTP`
+    (the engine under test). A value of `env` wins; an empty `PYTHONPATH` there drops the checkout.
+    """
+    clean = {name: os.environ[name] for name in HOST_NEEDS if name in os.environ}
+    clean.setdefault("PATH", os.defpath)
+    clean["LANG"] = "C.UTF-8"
+    clean["PYTHONPATH"] = str(REPO_ROOT)
+    clean["ARUNTIME_HTTP"] = WIRE_ENGINE
     clean.update(env or {})
     return clean
+
+
+def runtime_env(api: FakeRuntimeAPI, env: dict[str, str] | None = None) -> dict[str, str]:
+    """`scratch_env` with the fake's address as `AWS_LAMBDA_RUNTIME_API`, then `env` over it."""
+    return scratch_env({"AWS_LAMBDA_RUNTIME_API": api.address, **(env or {})})
 
 
 async def run_runtime(

@@ -6,6 +6,8 @@ import json
 import sys
 import time
 
+import pytest
+
 from fakeapi import FakeRuntimeAPI, run_runtime
 
 H = "tests.handlers.concurrent_handlers."
@@ -15,11 +17,7 @@ async def run(api: FakeRuntimeAPI, handler: str, events: list, n: int, env=None)
     proc = await run_runtime([sys.executable, "-m", "aruntime", H + handler], api,
                              env={"AWS_LAMBDA_MAX_CONCURRENCY": str(n), **(env or {})})
     # All N pollers are waiting before the events arrive, so timing is the handlers' alone.
-    for _ in range(200):
-        if api.connections >= n:
-            break
-        await __import__("asyncio").sleep(0.02)
-    assert api.connections >= n
+    await api.wait_polling(n)
     start = time.monotonic()
     ids = [api.push(e) for e in events]
     posts = []
@@ -64,6 +62,30 @@ async def test_json_logs_carry_each_invocations_request_id(fake_api):
     # JSON format is forced under concurrency; each line names the invocation that logged it.
     assert starts == {**{f"start {i}": rid for i, rid in enumerate(ids)},
                       **{f"end {i}": rid for i, rid in enumerate(ids)}}
+
+
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("handler", ["traced", "traced_sync"])
+async def test_trace_id_rule_for_one_and_for_many_invocations(fake_api, handler, n):
+    # README "_X_AMZN_TRACE_ID": with one invocation at a time the variable is that invocation's
+    # trace header (absent without one); with N > 1 reading it gives the header of the invocation
+    # the reading code works for. Either way an inherited value never shows through, and
+    # aruntime.trace_id() is each invocation's own header.
+    traces = ["Root=1-aaa;Sampled=1", None, "Root=1-ccc;Parent=p;Sampled=0"]
+    # Under N > 1 each handler reads after the others have begun (one at a time cannot overlap).
+    wait = {"s": 0.3 if n > 1 else 0}
+    ids = [fake_api.push(wait, headers={"Lambda-Runtime-Trace-Id": t}) for t in traces]
+    proc = await run_runtime([sys.executable, "-m", "aruntime", H + handler], fake_api,
+                             env={"AWS_LAMBDA_MAX_CONCURRENCY": str(n),
+                                  "_X_AMZN_TRACE_ID": "Root=inherited"})
+    posts = []
+    while len(posts) < len(ids):
+        await fake_api.wait_for(lambda ex: ex.method == "POST" and ex not in posts, timeout=15)
+        posts = [ex for ex in fake_api.exchanges if ex.method == "POST"]
+    fake_api.finish()
+    assert await proc.wait(15) == 1
+    got = {p.json()["rid"]: p.json() for p in posts}
+    assert got == {rid: {"rid": rid, "env": trace, "trace_id": trace} for rid, trace in zip(ids, traces)}
 
 
 async def test_sync_handlers_run_in_the_thread_pool(fake_api):

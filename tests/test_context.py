@@ -82,7 +82,10 @@ def test_attributes() -> None:
 def test_absent_optional_headers() -> None:
     ctx = make(arn=None)
     assert ctx.client_context is None
-    assert ctx.identity is not None  # always exists
+    # Always there, empty, exactly as the reference makes it without the header.
+    assert isinstance(ctx.identity, ctxmod.CognitoIdentity)
+    assert repr(ctx.identity) == repr(ref.LambdaContext(RID, None, None, 0).identity) == (
+        "CognitoIdentity([cognito_identity_id=None,cognito_identity_pool_id=None])")
     assert ctx.identity.cognito_identity_id is None
     assert ctx.identity.cognito_identity_pool_id is None
     assert ctx.tenant_id is None

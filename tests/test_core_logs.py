@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from awslambdaric import lambda_runtime_log_utils as ref_log
 
-from aruntime import current, logs
+from aruntime import invocation, logs
 from fakeapi import REPO_ROOT, FakeRuntimeAPI, RuntimeProcess, run_runtime, runtime_env
 
 RID = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
@@ -215,7 +215,7 @@ def test_text_line_exact_with_request_id_from_contextvar() -> None:
     record = _record("hello %s", "there", level=logging.WARNING)
 
     def emit() -> None:
-        current._var.set(current.CurrentInvocation("req-42", None, None, None))
+        invocation._var.set(invocation.CurrentInvocation("req-42", None, None, None))
         handler.handle(record)
 
     contextvars.copy_context().run(emit)
@@ -259,8 +259,9 @@ ERROR = {
 def test_text_error_lines_equal_reference(error: dict[str, Any]) -> None:
     from awslambdaric import bootstrap
 
-    if bootstrap._AWS_LAMBDA_LOG_FORMAT != ref_log.LogFormat.TEXT:
-        pytest.skip("awslambdaric.bootstrap was imported with the JSON log format")
+    # The reference fixes its format at import from AWS_LAMBDA_LOG_FORMAT; conftest removes a
+    # host's value before any test imports it, so this always compares the text format.
+    assert bootstrap._AWS_LAMBDA_LOG_FORMAT == ref_log.LogFormat.TEXT
     ours, theirs = CaptureSink(), CaptureSink()
     made = logs.Logs({})
     made.sink = ours  # type: ignore[assignment]

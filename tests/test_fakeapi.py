@@ -302,6 +302,25 @@ async def test_client_hangup_during_long_poll_is_not_an_exchange(fake_api: FakeR
     assert [e.conn for e in await fake_api.wait(1, timeout=T)] == [1]
 
 
+async def test_wait_polling_counts_waiting_next_requests(fake_api: FakeRuntimeAPI) -> None:
+    with pytest.raises(TimeoutError, match="wanted 1 waiting /next, got 0"):
+        await fake_api.wait_polling(timeout=0.1)
+    first, second = await RawClient.open(fake_api), await RawClient.open(fake_api)
+    for client in (first, second):
+        await client.send(f"GET {NEXT} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        client.track("GET", NEXT)
+    await fake_api.wait_polling(2, timeout=T)
+    assert fake_api.polling == 2 and fake_api.exchanges == []
+    second.close()  # a hang-up ends its long-poll
+    while fake_api.polling != 1:
+        await asyncio.wait_for(fake_api._next_change(), T)
+    fake_api.push({"n": 1}, request_id="p-1")
+    status, headers, _ = await first.response()
+    assert (status, headers["lambda-runtime-aws-request-id"]) == (200, "p-1")
+    assert fake_api.polling == 0
+    first.close()
+
+
 async def test_wait_times_out() -> None:
     async with FakeRuntimeAPI() as api:
         with pytest.raises(TimeoutError):
@@ -317,7 +336,8 @@ c.request("GET", "/2018-06-01/runtime/invocation/next")
 r = c.getresponse(); r.read()
 rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
 body = json.dumps({"region": os.environ.get("AWS_REGION"), "extra": os.environ.get("EXTRA"),
-                   "handlers": __import__("tests.handlers").handlers.__name__})
+                   "handlers": __import__("tests.handlers").handlers.__name__, "pid": os.getpid(),
+                   "cwd": os.getcwd()})
 c.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", body)
 r = c.getresponse(); r.read()
 print("posted", r.status)
@@ -330,10 +350,12 @@ async def test_run_runtime_env_and_output(fake_api: FakeRuntimeAPI, monkeypatch:
     fake_api.push(request_id="p")
     proc = await run_runtime([sys.executable, "-c", CLIENT], fake_api, env={"EXTRA": "yes"}, cwd=str(tmp_path))
     assert await proc.wait(T * 2) == 3
-    assert proc.returncode == 3 and proc.pid > 0
+    assert proc.returncode == 3
     assert proc.stdout == b"posted 202\n"
     ex = await fake_api.wait_for(lambda e: e.method == "POST", timeout=T)
-    assert ex.json() == {"region": None, "extra": "yes", "handlers": "tests.handlers"}
+    # The process that answered is the one RuntimeProcess names, started in the cwd asked for.
+    assert ex.json() == {"region": None, "extra": "yes", "handlers": "tests.handlers", "pid": proc.pid,
+                         "cwd": str(tmp_path.resolve())}
 
 
 async def test_run_runtime_wait_timeout_kills(fake_api: FakeRuntimeAPI) -> None:

@@ -25,16 +25,24 @@ from typing import Any
 
 import pytest
 
-from fakeapi import REPO_ROOT, Exchange, FakeRuntimeAPI, RuntimeProcess, run_runtime
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the test extra installs tomli there
+    import tomli as tomllib
+
+from fakeapi import REPO_ROOT, Exchange, FakeRuntimeAPI, RuntimeProcess, run_runtime, scratch_env
 
 from aruntime import __version__
-from aruntime.layer import (
+from aruntime.tools import layer
+from aruntime.tools.layer import (
     DEPENDENCIES,
     FAST_DEPENDENCIES,
     WRAPPER_NAME,
     LayerError,
     build_layer,
+    find_interpreter,
     host_arch,
+    interpreter_candidates,
     main as layer_main,
 )
 
@@ -42,6 +50,25 @@ HOST_PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 DECOY_MARKER = "MANAGED BOOTSTRAP RAN"
 DECOY = f"import sys\nsys.stderr.write({DECOY_MARKER!r} + '\\n')\nsys.exit(3)\n"
 ELF_MACHINE = {"x86_64": 62, "arm64": 183}
+# Other CPythons this machine has (pyenv's, the OS's), for bytecode made by the target version.
+OTHER_PYTHONS = [v for v in ("3.12", "3.13", "3.10", "3.11", "3.14") if v != HOST_PY]
+
+
+def other_python() -> tuple[str, str]:
+    """(version, interpreter) of a CPython other than this one, found without the code under
+    test (pyenv's versions, /usr/bin, /usr/local/bin); skips the test without one."""
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    for version in OTHER_PYTHONS:
+        for found in [*sorted(pyenv.glob(f"{version}.*/bin/python{version}")),
+                      Path(f"/usr/bin/python{version}"), Path(f"/usr/local/bin/python{version}")]:
+            if found.is_file() and os.access(found, os.X_OK):
+                return version, str(found)
+    pytest.skip(f"no CPython other than {HOST_PY} on this machine (looked for {OTHER_PYTHONS})")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """A subprocess environment built from scratch: what finding programs needs, plus `extra`."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **extra}
 
 # The function code the tests deploy: reports where its imports came from and how Python runs.
 FUNCTION = '''
@@ -96,18 +123,27 @@ def fast_pip() -> Iterator[None]:
                 os.environ[key] = value
 
 
+def no_index(pip_output: str, needs: str) -> str:
+    """A one-line skip reason from pip's output when no package index could answer."""
+    errors = [line for line in pip_output.splitlines() if line.startswith("ERROR:")]
+    last = errors[0] if errors else (pip_output.strip().splitlines() or ["no output"])[-1]
+    return (f"needs {needs} from a package index, and pip reached none ({last.strip()[:160]}); "
+            "configure one (pip config, PIP_INDEX_URL) to run it")
+
+
 def build_with_pip(out: Path, **options: Any) -> Path:
     """build_layer through pip download; skips the test when no package index answers."""
+    needs = f"wheels for Python {options.get('python')} on {options.get('arch')}"
     if _pip_failed:
-        pytest.skip(f"no package index reachable: {_pip_failed[0]}")
+        pytest.skip(no_index(_pip_failed[0], needs))
     with fast_pip():
         try:
             return build_layer(out, **options)
         except LayerError as e:
             if "pip download failed" not in str(e):
                 raise
-            _pip_failed.append(str(e)[-300:])
-            pytest.skip(f"no package index reachable: {_pip_failed[0]}")
+            _pip_failed.append(str(e))
+            pytest.skip(no_index(_pip_failed[0], needs))
 
 
 def build_for_host(out: Path) -> Path:
@@ -117,7 +153,7 @@ def build_for_host(out: Path) -> Path:
             try:
                 return build_layer(out, python=HOST_PY, arch=host_arch())
             except LayerError as e:
-                _pip_failed.append(str(e)[-300:])
+                _pip_failed.append(str(e))
     return build_layer(out, python=HOST_PY, arch=host_arch(), from_local=True)
 
 
@@ -264,7 +300,6 @@ def test_unzipped_wrapper_is_executable(opt: Path) -> None:
 
 
 def test_dependencies_match_pyproject() -> None:
-    tomllib = pytest.importorskip("tomllib")
     with open(REPO_ROOT / "pyproject.toml", "rb") as f:
         project = tomllib.load(f)["project"]
     assert sorted(project["dependencies"]) == sorted(DEPENDENCIES)
@@ -277,7 +312,6 @@ def test_fast_layer_ships_httptools(tmp_path: Path) -> None:
         assert not any(n.startswith("python/httptools/") for n in zf.namelist())
     with zipfile.ZipFile(fast) as zf:
         assert "python/httptools/__init__.py" in zf.namelist()
-    tomllib = pytest.importorskip("tomllib")
     with open(REPO_ROOT / "pyproject.toml", "rb") as f:
         assert tomllib.load(f)["project"]["optional-dependencies"]["fast"] == FAST_DEPENDENCIES
 
@@ -289,15 +323,104 @@ def test_build_is_reproducible(tmp_path: Path) -> None:
 
 
 def test_arm64_build_for_another_python(tmp_path: Path) -> None:
-    target = "3.12" if HOST_PY != "3.12" else "3.13"
+    target, interpreter = other_python()
     out = build_with_pip(tmp_path / "arm.zip", python=target, arch="arm64")
     opt = unpack(out, tmp_path / "opt")
     (so,) = list((opt / "python" / "orjson").glob("orjson*.so"))
     assert f"cpython-{target.replace('.', '')}" in so.name and "aarch64" in so.name
     assert int.from_bytes(so.read_bytes()[18:20], "little") == ELF_MACHINE["arm64"]
-    # No bytecode: this interpreter cannot write it for another Python.
-    assert not list((opt / "python").rglob("*.pyc"))
+    # Bytecode does not depend on the architecture: the target's Python found here wrote it.
+    tag = f"cpython-{target.replace('.', '')}"
+    pycs = list((opt / "python").rglob("*.pyc"))
+    assert (opt / "python" / "aruntime" / "__pycache__" / f"runtime.{tag}.pyc") in pycs
+    assert all(p.name.endswith(f".{tag}.pyc") for p in pycs), pycs
     assert not (opt / "python" / "aiohttp").exists()
+
+
+def pyc_flags(pyc: Path) -> int:
+    """The flags word of a pyc header (PEP 552): 0 timestamp, 1 unchecked hash, 3 checked hash."""
+    return int.from_bytes(pyc.read_bytes()[4:8], "little")
+
+
+def test_bytecode_for_another_python_is_what_it_imports(tmp_path: Path) -> None:
+    """Built here for another Python, the layer's pycs are the ones that Python loads: imported
+    from the unzipped layer, nothing is compiled from source and no bytecode is written."""
+    target, interpreter = other_python()
+    out = build_with_pip(tmp_path / "layer.zip", python=target, arch=host_arch())
+    opt = unpack(out, tmp_path / "opt")
+    python_dir = opt / "python"
+    pycs = sorted(python_dir.rglob("*.pyc"))
+    assert pycs and {pyc_flags(p) for p in pycs} == {1}  # unchecked-hash: zip dates don't matter
+    before = sorted(p for p in opt.rglob("*"))
+    # PYTHONDONTWRITEBYTECODE unset: a source compile would also leave a new pyc behind.
+    proc = subprocess.run(
+        [interpreter, "-v", "-X", "importtime", "-c", "import aruntime.runtime, h11, orjson"],
+        env=clean_env(PYTHONPATH=str(python_dir)), cwd=str(tmp_path), capture_output=True, text=True,
+        timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    matched = {line.split(" matches ", 1)[1] for line in lines if " matches " in line}
+    from_source = [line for line in lines
+                   if line.startswith("# code object from ") and line.endswith(".py")]
+    assert not from_source, from_source
+    for module in ("aruntime/__init__.py", "aruntime/runtime.py", "aruntime/protocol.py",
+                   "h11/__init__.py", "orjson/__init__.py"):
+        assert str(python_dir / module) in matched, module
+    assert not [line for line in lines if line.startswith("# wrote ")]
+    assert sorted(p for p in opt.rglob("*")) == before
+
+
+def test_no_interpreter_of_the_target_version_warns_loudly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(layer, "find_interpreter", lambda version: None)
+    out = build_layer(tmp_path / "nopyc.zip", from_local=True)
+    err = capsys.readouterr().err
+    assert f"WARNING: no Python {HOST_PY} found" in err
+    assert f"pyenv install {HOST_PY}" in err and "--interpreter" in err
+    assert "NO bytecode" in err
+    with zipfile.ZipFile(out) as zf:
+        assert not [n for n in zf.namelist() if n.endswith(".pyc")]
+    # Asked for explicitly, bytecode that cannot be made is an error, not a warning.
+    with pytest.raises(LayerError, match=f"needs a Python {HOST_PY}"):
+        build_layer(tmp_path / "x.zip", from_local=True, bytecode=True)
+    # --no-compile is a choice: no warning.
+    build_layer(tmp_path / "src.zip", from_local=True, bytecode=False)
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_interpreter_must_be_the_target_version(tmp_path: Path) -> None:
+    target, interpreter = other_python()
+    with pytest.raises(LayerError, match=f"not a CPython {HOST_PY}"):
+        build_layer(tmp_path / "x.zip", from_local=True, interpreter=interpreter)
+    out = build_layer(tmp_path / "ok.zip", from_local=True, interpreter=sys.executable)
+    with zipfile.ZipFile(out) as zf:
+        assert f"python/aruntime/__pycache__/runtime.{sys.implementation.cache_tag}.pyc" in zf.namelist()
+
+
+def test_interpreter_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PATH first, then pyenv's versions newest patch first (3.9.10 after 3.9.9: numbers, not
+    text), then uv's; a candidate that does not run as that version is passed over."""
+    home = tmp_path / "home"
+
+    def fake_python(path: Path, says: str) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"#!/bin/sh\necho '{says}'\n")
+        path.chmod(0o755)
+        return path
+
+    shim = fake_python(tmp_path / "shims" / "python3.9", "")  # a pyenv shim: runs, says nothing
+    shim.write_text("#!/bin/sh\nexit 127\n")
+    old = fake_python(home / ".pyenv" / "versions" / "3.9.9" / "bin" / "python3.9", "3.9 cpython")
+    new = fake_python(home / ".pyenv" / "versions" / "3.9.10" / "bin" / "python3.9", "3.9 cpython")
+    fake_python(home / ".pyenv" / "versions" / "3.9.10-debug" / "bin" / "python3.9", "3.9 cpython")
+    uv = fake_python(home / ".local" / "share" / "uv" / "python" / "cpython-3.9.18-linux-x86_64-gnu"
+                     / "bin" / "python3.9", "3.9 cpython")
+    monkeypatch.delenv("PYENV_ROOT", raising=False)
+    found = interpreter_candidates("3.9", path=str(tmp_path / "shims"), home=home)
+    assert found[:4] == [str(shim), str(new), str(old), str(uv)]
+    assert find_interpreter("3.9", path=str(tmp_path / "shims"), home=home) == str(new)
+    new.write_text("#!/bin/sh\necho '3.9 pypy'\n")  # not CPython: its pycs differ
+    assert find_interpreter("3.9", path=str(tmp_path / "shims"), home=home) == str(old)
 
 
 def test_from_local_refuses_a_foreign_target(tmp_path: Path) -> None:
@@ -314,11 +437,15 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert layer_main(["build", "--python", "2.7", "-o", str(tmp_path / "bad.zip")]) == 2
     assert "3.10 or newer" in capsys.readouterr().err
     assert not (tmp_path / "bad.zip").exists()
+    # An output that cannot be written: one line, no traceback.
+    (tmp_path / "file").write_text("")
+    assert layer_main(["build", "--from-local", "--no-compile", "-o", str(tmp_path / "file" / "x.zip")]) == 1
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"aruntime layer: cannot write {tmp_path}/file/x.zip: ")
     # Through the real entry point, as a user types it.
     out = tmp_path / "cli.zip"
     proc = subprocess.run(
         [sys.executable, "-m", "aruntime", "layer", "build", "--from-local", "-o", str(out)],
-        cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        cwd=str(tmp_path), env=clean_env(PYTHONPATH=str(REPO_ROOT)),
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "h11-" in proc.stderr and "orjson-" in proc.stderr
@@ -354,8 +481,11 @@ async def test_managed_runtime_buffered_and_error(fake_api: FakeRuntimeAPI, opt:
     error = ex.json()
     assert error["errorType"] == "ValueError" and error["errorMessage"] == "asked to fail"
     assert error["requestId"] == bad
-    assert any("fn.py" in frame and "buffered" in frame for frame in error["stackTrace"])
-    assert not any("aruntime" in frame for frame in error["stackTrace"])
+    # The user's frames only: every frame is in fn.py (asserted on the file of each frame, not on
+    # a substring of a path: a checkout or temporary directory may well be named "aruntime").
+    fn = str(sandbox["task"] / "fn.py")
+    assert [frame.split('"')[1] for frame in error["stackTrace"]] == [fn]
+    assert ", in buffered\n" in error["stackTrace"][0]
     await stop(fake_api, proc)
 
 
@@ -388,7 +518,7 @@ async def test_init_error_goes_to_init_error(fake_api: FakeRuntimeAPI, opt: Path
 
 def test_kill_switch_runs_the_managed_bootstrap(opt: Path, sandbox: dict[str, Path]) -> None:
     wrapper = opt / WRAPPER_NAME
-    env = {**os.environ, **lambda_env(sandbox["task"], sandbox["runtime"], "fn.buffered", wrapper),
+    env = {**clean_env(), **lambda_env(sandbox["task"], sandbox["runtime"], "fn.buffered", wrapper),
            "ARUNTIME_DISABLE": "1"}
     proc = subprocess.run([str(wrapper), sys.executable, "-u", str(sandbox["runtime"] / "bootstrap.py")],
                           env=env, capture_output=True, text=True, timeout=30)
@@ -396,8 +526,91 @@ def test_kill_switch_runs_the_managed_bootstrap(opt: Path, sandbox: dict[str, Pa
 
 
 def test_wrapper_without_a_command_line(opt: Path) -> None:
-    proc = subprocess.run([str(opt / WRAPPER_NAME)], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run([str(opt / WRAPPER_NAME)], env=scratch_env(), capture_output=True, text=True,
+                          timeout=30)
     assert proc.returncode == 127 and "expected" in proc.stderr
+
+
+# -- handing over to another layer's exec wrapper (ARUNTIME_NEXT_WRAPPER) -------------------------
+
+# A stand-in for another layer's exec wrapper (OpenTelemetry's otel-instrument): it records how
+# it was started, then runs the command line it was given, as exec wrappers end.
+STAND_IN = """#!/bin/sh
+printf '%s\\n' "$@" > "$RECORD_DIR/argv"
+env > "$RECORD_DIR/env"
+exec "$@"
+"""
+
+
+@pytest.fixture
+def stand_in(tmp_path: Path) -> tuple[Path, Path]:
+    """(the stand-in wrapper, the folder where it records its argv and environment)."""
+    record = tmp_path / "record"
+    record.mkdir()
+    script = tmp_path / "otel-instrument"
+    script.write_text(STAND_IN)
+    script.chmod(0o755)
+    return script, record
+
+
+async def test_next_wrapper_runs_aruntime_with_both_layers(fake_api: FakeRuntimeAPI, opt: Path,
+                                                           sandbox: dict[str, Path],
+                                                           stand_in: tuple[Path, Path]) -> None:
+    script, record = stand_in
+    wrapper = opt / WRAPPER_NAME
+    env = {**lambda_env(sandbox["task"], sandbox["runtime"], "fn.buffered", wrapper),
+           "ARUNTIME_NEXT_WRAPPER": str(script), "RECORD_DIR": str(record)}
+    # Exactly as the managed runtime starts $AWS_LAMBDA_EXEC_WRAPPER.
+    proc = await run_runtime([str(wrapper), sys.executable, "-X", "utf8", "-E",
+                              str(sandbox["runtime"] / "bootstrap.py")], fake_api, env=env,
+                             cwd=str(sandbox["task"]))
+    rid = fake_api.push({})
+    got = (await response_of(fake_api, proc, rid)).json()
+    assert got["request_id"] == rid and got["flags"]["utf8"] == 1
+    # The next wrapper got aruntime's command line (the interpreter and its kept flags), as a
+    # wrapper gets Lambda's, and Lambda's environment with the layer on PYTHONPATH.
+    assert (record / "argv").read_text().splitlines() == [sys.executable, "-X", "utf8", "-m", "aruntime"]
+    seen = dict(line.split("=", 1) for line in (record / "env").read_text().splitlines() if "=" in line)
+    layer_python = str(opt / "python")
+    assert layer_python in seen["PYTHONPATH"].split(":")
+    assert seen["PYTHONPATH"].endswith(":" + str(sandbox["runtime"]))  # the managed runtime's own
+    for key in ("_HANDLER", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_EXEC_WRAPPER"):
+        assert seen[key] == runtime_env_value(fake_api, env, key)
+    assert "ARUNTIME_NEXT_WRAPPER" not in seen  # handed over once
+    await stop(fake_api, proc)
+
+
+def runtime_env_value(api: FakeRuntimeAPI, env: dict[str, str], key: str) -> str:
+    return api.address if key == "AWS_LAMBDA_RUNTIME_API" else env[key]
+
+
+def test_next_wrapper_under_the_kill_switch_gets_the_managed_command_line(
+        opt: Path, sandbox: dict[str, Path], stand_in: tuple[Path, Path]) -> None:
+    script, record = stand_in
+    wrapper = opt / WRAPPER_NAME
+    managed = [sys.executable, "-u", str(sandbox["runtime"] / "bootstrap.py")]
+    env = {**clean_env(), **lambda_env(sandbox["task"], sandbox["runtime"], "fn.buffered", wrapper),
+           "ARUNTIME_DISABLE": "1", "ARUNTIME_NEXT_WRAPPER": str(script), "RECORD_DIR": str(record)}
+    proc = subprocess.run([str(wrapper), *managed], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 3 and DECOY_MARKER in proc.stderr  # the managed runtime ran
+    assert (record / "argv").read_text().splitlines() == managed
+
+
+@pytest.mark.parametrize("what", ["missing", "not executable", "a directory"])
+def test_next_wrapper_that_cannot_run_is_a_one_line_error(opt: Path, sandbox: dict[str, Path],
+                                                           tmp_path: Path, what: str) -> None:
+    target = tmp_path / "next"
+    if what == "not executable":
+        target.write_text("#!/bin/sh\nexec \"$@\"\n")
+    elif what == "a directory":
+        target.mkdir()
+    wrapper = opt / WRAPPER_NAME
+    env = {**clean_env(), **lambda_env(sandbox["task"], sandbox["runtime"], "fn.buffered", wrapper),
+           "ARUNTIME_NEXT_WRAPPER": str(target)}
+    proc = subprocess.run([str(wrapper), sys.executable, str(sandbox["runtime"] / "bootstrap.py")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 126
+    assert proc.stderr == f"aruntime-wrapper: ARUNTIME_NEXT_WRAPPER={target} is not an executable file\n"
 
 
 
@@ -408,7 +621,7 @@ def test_find_links_builds_without_an_index(tmp_path: Path, monkeypatch: pytest.
             [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
              "-d", str(wheels), *DEPENDENCIES], capture_output=True, text=True, timeout=300)
     if got.returncode != 0:
-        pytest.skip(f"no package index reachable: {got.stdout[-300:]}{got.stderr[-300:]}")
+        pytest.skip(no_index(got.stdout + got.stderr, "this Python's wheels for a --find-links folder"))
     # An index that cannot answer: only the folder may be used.
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     out = build_layer(tmp_path / "offline.zip", find_links=str(wheels))

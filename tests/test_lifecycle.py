@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 import time
@@ -56,7 +55,7 @@ async def test_sigterm_while_waiting_for_next_runs_hooks_and_exits_0(fake_api):
     proc = await run_runtime([sys.executable, "-m", "aruntime", HANDLER], fake_api)
     # One invocation answered, then the runtime sits in the /next long poll.
     await fake_api.wait_for(lambda ex: ex.path.endswith("/response"))
-    await asyncio.sleep(0.2)
+    await fake_api.wait_polling()
     start = time.monotonic()
     proc._proc.send_signal(signal.SIGTERM)
     assert await proc.wait(5) == 0
@@ -66,6 +65,7 @@ async def test_sigterm_while_waiting_for_next_runs_hooks_and_exits_0(fake_api):
 
 async def test_sigterm_without_hooks_exits_0(fake_api):
     proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.handlers.basic.handler"], fake_api)
-    await asyncio.sleep(0.5)
+    # Its first /next waits: the handler is loaded and the SIGTERM handler installed before it.
+    await fake_api.wait_polling()
     proc._proc.send_signal(signal.SIGTERM)
     assert await proc.wait(5) == 0

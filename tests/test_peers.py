@@ -4,7 +4,7 @@ Each peer here is `RawPeer` (tests/rawpeer.py) answering with exact bytes: a pat
 address (cargo-lambda's `/.rt`), any 2xx for success, the HTTP-integration prelude split in two
 chunks, answers cut short, and servers that close after every answer, answer in HTTP/1.0, send
 interim 1xx answers, chunk their `/next` answers or write header names in odd case.
-.ci/run repeats this file with ARUNTIME_HTTP=httptools: both wire engines must pass it.
+.ci/run repeats this file with --wire=httptools: both wire engines must pass it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fakeapi import REPO_ROOT, RuntimeProcess, runtime_env
+from fakeapi import REPO_ROOT, RuntimeProcess, runtime_env, scratch_env
 from rawpeer import RawPeer, Request, answer
 
 T = 15.0
@@ -342,7 +342,7 @@ async def test_serve_banner_shows_the_engine(value: str, shown: str) -> None:
         sys.executable, "-m", "aruntime", "serve", "examples/echo.py:handler", "--port", "0",
         "--env", f"ARUNTIME_HTTP={value}", cwd=str(REPO_ROOT), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        env=scratch_env())
     try:
         banner = b""
         while b"Ctrl-C stops." not in banner:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import socket
 import sys
 import time
@@ -24,7 +23,7 @@ from typing import Any, Callable
 import h11
 import pytest
 
-from fakeapi import REPO_ROOT
+from fakeapi import REPO_ROOT, scratch_env
 
 H = "tests.handlers.hangup_handlers."
 GAP = 0.1  # seconds between a slow handler's items
@@ -198,10 +197,8 @@ class StreamingAPI:
 
 
 def runtime_env(address: str, extra: dict[str, str]) -> dict[str, str]:
-    """Built from scratch: the host's variables (AWS_*, PYTHON*) must not change the run."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO_ROOT),
-            "AWS_LAMBDA_RUNTIME_API": address,
-            "ARUNTIME_HTTP": os.environ.get("ARUNTIME_HTTP", "h11"), **extra}
+    """Built from scratch (fakeapi.scratch_env): the host's variables must not change the run."""
+    return scratch_env({"AWS_LAMBDA_RUNTIME_API": address, **extra})
 
 
 class Runtime:

@@ -8,11 +8,10 @@ output in memory during the pause.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 
-from fakeapi import REPO_ROOT
+from fakeapi import REPO_ROOT, scratch_env
 
 GIB_IN_MIB = 1024
 PAUSE_AT = 256 << 20
@@ -84,8 +83,7 @@ async def test_one_gib_stream_bounded_memory():
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: Sink(state), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port}", PYTHONPATH=str(REPO_ROOT))
+    env = scratch_env({"AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}"})
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "aruntime", "tests.handlers.stream_handlers.firehose",
         env=env, cwd=str(REPO_ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
@@ -42,6 +43,51 @@ class FunctionConfig:
 
 def default_runtime_command() -> list[str]:
     return [sys.executable, "-m", "aruntime"]
+
+
+# Interpreter names that mean "a Python", not one in particular.
+_BARE_PYTHONS = ("python", "python3")
+
+
+def resolve_runtime_command(command: list[str]) -> list[str]:
+    """`python -m awslambdaric` runs with the interpreter serving the emulator (the one whose
+    packages were installed with it), not with whatever `python` comes first on PATH."""
+    if command and command[0] in _BARE_PYTHONS:
+        return [sys.executable, *command[1:]]
+    return list(command)
+
+
+def missing_module(command: list[str]) -> str | None:
+    """The module a `PYTHON -m MODULE` runtime command names when this interpreter (the one
+    the command runs with once resolved) cannot find it; else None."""
+    if len(command) >= 3 and command[0] == sys.executable and command[1] == "-m":
+        top = command[2].split(".", 1)[0]
+        if importlib.util.find_spec(top) is None:
+            return command[2]
+    return None
+
+
+def handler_file_problem(handler: str, task_root: str) -> str | None:
+    """Why the module of a Lambda-form `handler` cannot be found under `task_root` (nor as an
+    installed module), or None. Checked at start so the first invoke is not the first to say."""
+    module = handler.rpartition(".")[0]
+    if not module:
+        return f"handler {handler!r} is not module.function"
+    rel = module.replace(".", "/")
+    root = Path(task_root)
+    if (root / f"{rel}.py").is_file() or (root / rel / "__init__.py").is_file():
+        return None
+    if (root / rel).is_dir():  # a folder without __init__.py is a namespace package
+        return None
+    top = module.replace("/", ".").split(".", 1)[0]
+    if "/" not in module and (root / top).is_dir():
+        return None
+    try:
+        if "/" not in module and importlib.util.find_spec(top) is not None:
+            return None  # an installed module (site-packages), found by the runtime too
+    except (ImportError, ValueError):
+        pass
+    return f"no {rel}.py (nor package {rel}/) in {task_root}"
 
 
 def parse_handler(spec: str, cwd: str | None = None) -> tuple[str, str]:

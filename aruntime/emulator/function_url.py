@@ -18,12 +18,10 @@ import orjson
 from aiohttp import web
 
 from .invocation import Invocation, Outcome, ResponseHead, error_outcome
-from .invoke_api import MAX_REQUEST, SANDBOX, collect
+from .invoke_api import HTTP_INTEGRATION, MAX_PRELUDE, SANDBOX, SEPARATOR, collect, read_payload
+from .limits import MAX_REQUEST
 from .sandbox import Sandbox
 
-HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
-SEPARATOR = b"\x00" * 8
-MAX_PRELUDE = 16 * 1024
 _TEXT_TYPES = ("application/json", "application/javascript", "application/xml", "application/graphql")
 _HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 
@@ -137,8 +135,8 @@ def _bad_gateway() -> web.Response:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     sandbox: Sandbox = request.app[SANDBOX]
-    body = await request.read()
-    if len(body) > MAX_REQUEST:
+    body, _ = await read_payload(request, MAX_REQUEST)
+    if body is None:
         return web.Response(status=413, body=b'{"Message":"Request Entity Too Large"}', content_type="application/json")
     inv = Invocation(b"")
     inv.payload = orjson.dumps(build_event(request, body, inv.request_id))
@@ -194,7 +192,15 @@ async def _answer(request: web.Request, inv: Invocation, sandbox: Sandbox) -> we
         sandbox.log("Function URL: the caller closed the connection mid-stream")
         return response
     if not ended.ok:
-        sandbox.log(f"Function URL: response stream ended with {ended.error_type}: {ended.error_message}")
+        # A stream cut short (midstream error, 200 MB limit, timeout, crash) must not look
+        # complete: the connection closes without the terminating chunk, after what was sent
+        # is flushed, so an HTTP client reports a truncated body (curl exits 18, aiohttp raises
+        # ClientPayloadError). aiohttp's own write_eof then finds the transport closing.
+        sandbox.log(f"Function URL: response stream ended with {ended.error_type}: {ended.error_message}; "
+                    "closing the connection without the final chunk (the caller sees a truncated body)")
+        if request.transport is not None:
+            request.transport.close()
+        return response
     await response.write_eof()
     return response
 

@@ -10,13 +10,19 @@ import orjson
 from aiohttp import web
 
 from . import eventstream
+from .config import ACCOUNT_ID
 from .invocation import Invocation, Outcome, ResponseHead, State, error_outcome
-from .runtime_api import MAX_BUFFERED
+from .limits import MAX_BUFFERED, MAX_EVENT_REQUEST, MAX_REQUEST
 from .sandbox import Sandbox
 
 SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox", Sandbox)
-MAX_REQUEST = 6 * 1024 * 1024  # Invoke's synchronous request payload limit
 _TOO_LARGE = f"Response payload size exceeded maximum allowed payload size ({MAX_BUFFERED} bytes)."
+LOG_TAIL = 4096  # X-Amz-Log-Type: Tail returns the last 4 KB of the invocation's log
+# A Function URL / API Gateway style streamed answer: JSON prelude, 8 NULs, body (SPEC §3).
+HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
+SEPARATOR = b"\x00" * 8
+MAX_PRELUDE = 16 * 1024
+_READ_CHUNK = 1 << 16
 
 
 def service_error(status: int, error_type: str, message: str) -> web.Response:
@@ -28,31 +34,60 @@ def service_error(status: int, error_type: str, message: str) -> web.Response:
     )
 
 
-def _function_matches(name: str, sandbox: Sandbox) -> tuple[bool, str | None]:
-    """Accept the RIE's `function`, the name, a full or partial ARN; return the qualifier."""
+async def read_payload(request: web.Request, limit: int) -> tuple[bytes | None, int]:
+    """(body, size in bytes): the body when it is at most `limit` bytes, else None.
+
+    The body is read as a stream: past `limit` the rest is read and dropped, never held, so
+    the caller finishes sending and then gets the service's 413 (not a reset connection)."""
+    buf: bytearray | None = bytearray()
+    size = 0
+    async for chunk in request.content.iter_chunked(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            buf = None  # over the limit: count the rest, keep nothing
+        elif buf is not None:
+            buf += chunk
+    return (bytes(buf) if buf is not None else None), size
+
+
+def too_large(size: int, kind: str, limit: int) -> web.Response:
+    """Lambda's answer to an Invoke payload over its limit (SPEC §8)."""
+    return service_error(
+        413, "RequestEntityTooLargeException",
+        f"{size} byte payload is too large for the {kind} invocation type (limit {limit} bytes)")
+
+
+def _function_name(name: str, sandbox: Sandbox) -> tuple[str, str | None, str, str]:
+    """Split a FunctionName (`app`, `app:prod`, `123456789012:function:app[:prod]` or the full
+    ARN) into (function, qualifier, region, account)."""
     parts = name.split(":")
+    region, account = sandbox.config.region, ACCOUNT_ID
     if "function" in parts[:-1]:
         at = parts.index("function")
+        if at >= 1:
+            account = parts[at - 1] or account
+        if at >= 2 and parts[0] == "arn":
+            region = parts[at - 2] or region
         parts = parts[at + 1 :]
-    fn, qualifier = parts[0], (parts[1] if len(parts) > 1 else None)
-    return fn in ("function", sandbox.config.function_name), qualifier
+    return parts[0], (parts[1] if len(parts) > 1 else None), region, account
 
 
-async def _prepare(request: web.Request) -> Invocation | web.Response:
+async def _prepare(request: web.Request, kind: str) -> Invocation | web.Response:
     """Checks shared by both operations; an Invocation, or the service's error answer."""
     sandbox = request.app[SANDBOX]
-    name = request.match_info["name"]
-    ok, qualifier = _function_matches(name, sandbox)
-    qualifier = request.query.get("Qualifier", qualifier)
-    if not ok or qualifier not in (None, "$LATEST"):
-        arn = sandbox.config.arn.rsplit(":", 1)[0] + ":" + name.split(":")[-1]
+    fn, qualifier, region, account = _function_name(request.match_info["name"], sandbox)
+    query_qualifier = request.query.get("Qualifier")
+    if qualifier is not None and query_qualifier is not None and qualifier != query_qualifier:
+        return service_error(400, "InvalidParameterValueException",
+                             "The derived qualifier from the function name does not match the specified qualifier.")
+    qualifier = qualifier if qualifier is not None else query_qualifier
+    if fn not in ("function", sandbox.config.function_name) or qualifier not in (None, "$LATEST"):
+        arn = f"arn:aws:lambda:{region}:{account}:function:{fn}" + (f":{qualifier}" if qualifier else "")
         return service_error(404, "ResourceNotFoundException", f"Function not found: {arn}")
-    payload = await request.read()
-    if len(payload) > MAX_REQUEST:
-        return service_error(
-            413, "RequestTooLargeException",
-            f"{len(payload)} byte payload is too large for the RequestResponse invocation type (limit {MAX_REQUEST} bytes)",
-        )
+    limit = MAX_EVENT_REQUEST if kind == "Event" else MAX_REQUEST
+    payload, size = await read_payload(request, limit)
+    if payload is None:
+        return too_large(size, kind, limit)
     payload = payload or b"{}"
     try:
         orjson.loads(payload)
@@ -77,7 +112,7 @@ async def _log_result(inv: Invocation) -> str:
             await asyncio.wait_for(inv.reported.wait(), 1.0)
         except asyncio.TimeoutError:
             pass
-    text = "\n".join(inv.log_lines).encode()[-4096:] + b"\n"
+    text = ("\n".join(inv.log_lines) + "\n").encode()[-LOG_TAIL:]
     return base64.b64encode(text).decode()
 
 
@@ -105,7 +140,7 @@ async def _accept(
     kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
     if kind not in kinds:
         return service_error(400, "InvalidParameterValueException", f"Unsupported invocation type {kind}")
-    inv = await _prepare(request)
+    inv = await _prepare(request, kind)
     if isinstance(inv, web.Response):
         return inv
     headers = {"X-Amz-Executed-Version": "$LATEST", "X-Amzn-RequestId": inv.request_id}
@@ -145,12 +180,26 @@ async def invoke_stream(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={**headers, "Content-Type": eventstream.CONTENT_TYPE})
     try:
         await response.prepare(request)
+        # The prelude of an HTTP-integration answer reaches an InvokeWithResponseStream caller
+        # as data, the JSON and its 8 NULs in the first PayloadChunk however the runtime split
+        # them (as Lambda gives it): gathered until the separator, then sent as one event.
+        prelude = bytearray()
+        in_prelude = False
         while True:
             item = await inv.next_item()
-            if isinstance(item, bytes):
+            if isinstance(item, ResponseHead):
+                in_prelude = item.streaming and item.content_type.split(";", 1)[0].strip() == HTTP_INTEGRATION
+            elif isinstance(item, bytes) and in_prelude:
+                prelude += item
+                if SEPARATOR in prelude or len(prelude) > MAX_PRELUDE + len(SEPARATOR):
+                    await response.write(eventstream.payload_chunk(bytes(prelude)))
+                    in_prelude = False
+            elif isinstance(item, bytes):
                 # Forwarded at once: each runtime chunk becomes one PayloadChunk event.
                 await response.write(eventstream.payload_chunk(item))
             elif isinstance(item, Outcome):
+                if in_prelude and prelude:
+                    await response.write(eventstream.payload_chunk(bytes(prelude)))
                 break
         log = await _log_result(inv) if request.headers.get("X-Amz-Log-Type") == "Tail" else None
         if item.ok:

@@ -15,12 +15,29 @@ from .config import FunctionConfig, default_runtime_command
 LogSink = Callable[[str], None]
 
 
+# Taken from the caller's environment: what starting the interpreter needs (PATH resolves a bare
+# `python3` in --runtime-command, LD_LIBRARY_PATH finds a shared libpython) and the credentials
+# Lambda gives a function (its execution role's; here the caller's, as `sam local` does).
+FROM_CALLER = ("PATH", "LD_LIBRARY_PATH", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+               "AWS_SESSION_TOKEN")
+
+
 def runtime_env(config: FunctionConfig, runtime_api: str) -> dict[str, str]:
-    """The variables Lambda sets, over the caller's environment (a local tool keeps PATH,
-    HOME and virtualenvs working); `--env` values win over both."""
-    env = dict(os.environ)
+    """The runtime process's whole environment: what Lambda sets, FROM_CALLER, then `--env`.
+
+    Nothing else of the caller's environment reaches the function (a shell's PYTHONUNBUFFERED,
+    AWS_LAMBDA_LOG_FORMAT or AWS_LAMBDA_MAX_CONCURRENCY would make it behave unlike on Lambda):
+    configure the function with `--env KEY=VALUE`, as in its Lambda configuration. Lambda's
+    variables are those of a managed Python runtime (the X-Ray daemon's excepted: none runs
+    here), plus PYTHONDONTWRITEBYTECODE=1 (nothing written beside the code, as on Lambda's
+    read-only /var/task); `AWS_REGION` is `--env AWS_REGION`, else the caller's, else us-east-1. With the
+    default runtime command this checkout's aruntime comes first on PYTHONPATH (before an
+    `--env PYTHONPATH`), so a source checkout runs without being installed.
+    """
     region = config.region
     day = time.strftime("%Y/%m/%d", time.gmtime())
+    env = {name: os.environ[name] for name in FROM_CALLER if name in os.environ}
+    env.setdefault("PATH", os.defpath)
     env.update(
         {
             "AWS_LAMBDA_RUNTIME_API": runtime_api,
@@ -32,18 +49,25 @@ def runtime_env(config: FunctionConfig, runtime_api: str) -> dict[str, str]:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.function_name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[$LATEST]{secrets.token_hex(16)}",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
             "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+            "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
+            # Lambda's code directory is read-only: no bytecode is ever written beside the code.
+            # Here that also keeps a reload from running a stale .pyc (a .pyc is checked by the
+            # source's mtime in seconds and its size: an edit within the same second that keeps
+            # the size would go unseen).
+            "PYTHONDONTWRITEBYTECODE": "1",
         }
     )
+    env.update(config.env)
     if config.runtime_command == default_runtime_command():
         # `python -m aruntime` must find the same aruntime that runs this emulator,
         # even when it is not installed (a source checkout).
         root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env.update(config.env)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, config.env.get("PYTHONPATH")) if p)
     return env
 
 

@@ -11,24 +11,43 @@ import asyncio
 import base64
 import binascii
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import h11
 import orjson
 
+from .config import FunctionConfig
 from .invocation import Invocation, Outcome, ResponseHead, State, error_outcome
+from .limits import MAX_BUFFERED, MAX_STREAMED
 
 if TYPE_CHECKING:
     from .process import RuntimeProcess
-    from .sandbox import Sandbox
 
 PREFIX = "/2018-06-01/runtime/"
-MAX_BUFFERED = 6 * 1024 * 1024 + 100  # the service's buffered response limit
-MAX_STREAMED = 200 * 1024 * 1024
+# The Runtime API is for the runtime process this emulator starts, on this machine only:
+# whatever --host the invoke surfaces use, it listens on loopback, on a port the kernel picks
+# and only that process is told (AWS_LAMBDA_RUNTIME_API).
+LOOPBACK = "127.0.0.1"
 FLUSH_AT = 1 << 20  # forward a partly received chunk once this much is waiting
 _INVOKE_PATH = re.compile(re.escape(PREFIX) + r"invocation/([^/]+)/(response|error)")
 _ERROR_TYPE = re.compile(r"(Runtime|Function|Extension)\.[A-Za-z0-9_.\-]+")
 _TOO_LARGE = f"Response payload size exceeded maximum allowed payload size ({MAX_BUFFERED} bytes)."
+
+
+class Dispatcher(Protocol):
+    """What the Runtime API needs from the execution environment (`sandbox.Sandbox`)."""
+
+    config: FunctionConfig
+
+    async def next_invocation(self, proc: RuntimeProcess) -> Invocation: ...
+
+    def requeue(self, inv: Invocation) -> None: ...
+
+    def lookup(self, request_id: str) -> Invocation | None: ...
+
+    def complete(self, inv: Invocation, outcome: Outcome, status: str | None = None) -> None: ...
+
+    def init_error(self, proc: RuntimeProcess, error_type: str, body: bytes, phase: str = "init") -> None: ...
 
 
 def normalize_error_type(value: str | None) -> str:
@@ -47,9 +66,9 @@ class _Closed(Exception):
 class RuntimeAPIServer:
     """One listener per runtime process; closing it drops that process's connections."""
 
-    def __init__(self, sandbox: Sandbox, host: str = "127.0.0.1") -> None:
+    def __init__(self, sandbox: Dispatcher) -> None:
         self.sandbox = sandbox
-        self.host = host
+        self.host = LOOPBACK
         self.proc: RuntimeProcess | None = None
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -264,12 +283,21 @@ class _Connection:
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         pending = bytearray()
         total = 0
+        too_large = f"Response payload size exceeded maximum allowed payload size ({MAX_STREAMED} bytes)."
         try:
             while True:
                 event = await self._next_event()
                 if isinstance(event, h11.Data):
+                    if total > MAX_STREAMED:
+                        continue  # already cut off: drain the rest, keep the connection usable
+                    room = MAX_STREAMED - total
                     total += len(event.data)
                     if total > MAX_STREAMED:
+                        # The stream stops at the limit: the caller gets the bytes up to it,
+                        # then a stream that visibly ends short, now, not when the upload ends.
+                        await inv.write(bytes(pending) + event.data[:room])
+                        pending.clear()
+                        self.sandbox.complete(inv, error_outcome("Function.ResponseSizeTooLarge", too_large))
                         continue
                     pending += event.data
                     # One runtime chunk becomes one forwarded piece, as soon as it is whole.
@@ -285,9 +313,7 @@ class _Connection:
             self.sandbox.complete(inv, error_outcome("Runtime.TruncatedResponse", message))
             raise
         if total > MAX_STREAMED:
-            message = f"Response payload size exceeded maximum allowed payload size ({MAX_STREAMED} bytes)."
-            self.sandbox.complete(inv, error_outcome("Function.ResponseSizeTooLarge", message))
-            await self._send(413, _error("RequestEntityTooLarge", message))
+            await self._send(413, _error("RequestEntityTooLarge", too_large))
             return
         self.sandbox.complete(inv, _trailer_outcome(trailers))
         if inv.timed_out:

@@ -29,9 +29,8 @@ class ProcessGone(Exception):
 
 
 class Sandbox:
-    def __init__(self, config: FunctionConfig, log: LogSink, host: str = "127.0.0.1") -> None:
+    def __init__(self, config: FunctionConfig, log: LogSink) -> None:
         self.config = config
-        self.host = host
         self._log = log
         self._pending: deque[Invocation] = deque()
         self._inflight: dict[str, Invocation] = {}
@@ -46,6 +45,8 @@ class Sandbox:
         self._closed = False
         self._later_count = 0
         self._reports: dict[str, tuple[asyncio.TimerHandle, tuple[str, ...]]] = {}
+        self._draining: set[RuntimeProcess] = set()  # retired, finishing invocations in flight
+        self._restart_when_started = False
 
     # -- invoke side ------------------------------------------------------------------
     def submit(self, inv: Invocation) -> None:
@@ -57,7 +58,11 @@ class Sandbox:
         self._ensure_process()
 
     def log(self, line: str) -> None:
-        self._log(line)
+        # The runtime joins the lines of an error record with \r (one CloudWatch event each,
+        # SPEC §4); in a terminal they would overwrite each other, so the echo splits them.
+        # LogResult keeps the record as the runtime wrote it.
+        for part in line.split("\r"):
+            self._log(part)
         # With one invocation in flight, everything printed belongs to it (for LogResult);
         # so does output that trails its response, until its REPORT is written.
         if len(self._inflight) == 1:
@@ -66,6 +71,15 @@ class Sandbox:
             request_id = next(iter(self._reports))
             if (inv := self._known.get(request_id)) is not None:
                 inv.log_lines.append(line)
+
+    def notice(self, line: str) -> None:
+        """A line of the emulator's own (not part of any invocation's log)."""
+        self._log(line)
+
+    @property
+    def busy(self) -> bool:
+        """Whether an invocation is in flight."""
+        return bool(self._inflight)
 
     @property
     def runtime_api(self) -> str | None:
@@ -114,7 +128,29 @@ class Sandbox:
         self._cancel_timer(inv)
         if self._inflight.pop(inv.request_id, None) is not None:
             self._report(inv, status or ("" if outcome.ok else "error"), outcome)
+        self._reap_retired()
         self._kick()
+
+    def restart(self) -> None:
+        """Retire the runtime process (`serve --reload`): invocations in flight finish on it,
+        then it is stopped; the next invocation cold-starts a new process."""
+        if self._starting is not None:
+            self._restart_when_started = True  # retire it once it exists
+            return
+        proc = self._proc
+        if proc is None:
+            return
+        self._proc = self._api = None  # its /next polls now end with ProcessGone
+        self._draining.add(proc)
+        self._reap_retired()
+        self._kick()
+        self._ensure_process()
+
+    def _reap_retired(self) -> None:
+        for proc in list(self._draining):
+            if not any(inv.proc is proc for inv in self._inflight.values()):
+                self._draining.discard(proc)
+                proc.kill()
 
     def init_error(self, proc: RuntimeProcess, error_type: str, body: bytes, phase: str = "init") -> None:
         """The runtime reported it cannot start: the invoke waiting on it fails with that
@@ -137,7 +173,7 @@ class Sandbox:
         self._starting = self._spawn(self._start_process())
 
     async def _start_process(self) -> None:
-        api = RuntimeAPIServer(self, self.host)
+        api = RuntimeAPIServer(self)
         try:
             await api.start()
             proc = RuntimeProcess(self.config, api.address, self.log)
@@ -156,6 +192,11 @@ class Sandbox:
             self._ensure_process()
             return
         self._starting = None
+        if self._restart_when_started:
+            self._restart_when_started = False
+            self._spawn(self._watch(proc, api))
+            self.restart()
+            return
         # Init gets the function timeout, like the init that Lambda retries inside an invoke.
         self._later(self.config.timeout, lambda: self._init_timeout(proc))
         self._spawn(self._watch(proc, api))
@@ -297,8 +338,9 @@ class Sandbox:
             self._pending.popleft().finish(error_outcome("ServiceException", "the emulator stopped"))
         if self._starting:
             await asyncio.wait({self._starting}, timeout=5)
-        if self._proc:
-            self._proc.kill()
+        for proc in (self._proc, *self._draining):
+            if proc is not None:
+                proc.kill()
         self._kick()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)

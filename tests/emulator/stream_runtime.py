@@ -6,6 +6,7 @@ event is a JSON object:
     delay         seconds to sleep between chunks (default 0)
     content_type  the response's Content-Type (default application/octet-stream)
     prelude       if present, a Function URL prelude sent first (JSON + 8 NUL bytes)
+    split_prelude if true, the prelude's JSON and its 8 NULs go as two chunks (cargo-lambda's way)
     error         if present, {"type": ..., "body": {...}} sent as trailers at the end
     buffered      if true, post a plain buffered response of the joined chunks instead
 A Function URL event carries the script as its HTTP body.
@@ -84,7 +85,13 @@ async def serve_one(client: Client) -> None:
     ]
     await client.send(h11.Request(method="POST", target=target, headers=hdrs))
     if "prelude" in event:
-        await client.send(h11.Data(data=json.dumps(event["prelude"]).encode() + b"\0" * 8))
+        prelude = json.dumps(event["prelude"]).encode()
+        if event.get("split_prelude"):
+            await client.send(h11.Data(data=prelude))
+            await asyncio.sleep(0.05)
+            await client.send(h11.Data(data=b"\0" * 8))
+        else:
+            await client.send(h11.Data(data=prelude + b"\0" * 8))
     for index, chunk in enumerate(chunks):
         if index:
             await asyncio.sleep(float(event.get("delay", 0)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from pathlib import Path
@@ -93,3 +94,22 @@ async def test_max_concurrency_runs_invocations_side_by_side_in_one_process(tmp_
     assert len({b["pid"] for b in bodies}) == 1  # one process, one event loop
     assert len({b["rid"] for b in bodies}) == 4
     assert elapsed < 1.5, elapsed  # one at a time would take 2 s
+
+
+async def test_error_records_show_as_separate_lines() -> None:
+    """The runtime joins an error record's lines with \\r (CloudWatch's convention, unchanged on
+    the runtime's stdout); serve's echo shows them as lines, not overwriting each other."""
+    from .helpers import ECHO
+
+    async with emulator(ECHO, runtime_command=default_runtime_command()) as emu:
+        _, headers, body = await invoke(emu, {"raise": "boom"}, headers={"X-Amz-Log-Type": "Tail"})
+        assert json.loads(body)["errorMessage"] == "boom"
+        await emu.logs.wait_for("REPORT RequestId")
+        assert not [line for line in emu.logs if "\r" in line]
+        start = emu.logs.index("[ERROR] ValueError: boom") if "[ERROR] ValueError: boom" in emu.logs else None
+        assert start is not None, emu.logs.text()
+        assert emu.logs[start + 1] == "Traceback (most recent call last):"
+        assert emu.logs[start + 2].lstrip().startswith('File "') and "echo.py" in emu.logs[start + 2]
+        # The log tail keeps the record as the runtime wrote it: one line, \r inside.
+        tail = base64.b64decode(headers["X-Amz-Log-Result"]).decode()
+        assert "[ERROR] ValueError: boom\rTraceback (most recent call last):\r" in tail

@@ -1,20 +1,25 @@
-"""`aruntime serve`: parsing, start-up, serving, and a clean stop on Ctrl-C."""
+"""`aruntime serve` and the `aruntime` command: parsing, start-up checks, serving, a clean stop on
+Ctrl-C, and one-line errors that say what to do."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import shlex
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
 
-from aruntime.emulator.cli import main
-from aruntime.emulator.config import parse_handler
+from aruntime import __version__
+from aruntime.emulator import Emulator
+from aruntime.emulator.config import parse_handler, resolve_runtime_command
+from aruntime.tools.serve import banner, build_parser, main, startup_warnings
 
 from .helpers import INVOKE, LIMIT, RIC, ROOT
 
@@ -27,40 +32,54 @@ def test_parse_handler_forms(tmp_path: Path) -> None:
     assert parse_handler("pkg.app.run", str(tmp_path)) == ("pkg.app.run", str(tmp_path))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An environment built from scratch for `python -m aruntime` (the checkout importable),
+    outside Lambda: no AWS_LAMBDA_RUNTIME_API, whatever the host exports."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(tmp_path),
+            "PYTHONPATH": str(ROOT), **extra}
 
 
-async def serve_and_invoke(args: list[str], cwd: Path) -> tuple[int, str, dict]:  # type: ignore[type-arg]
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run_cli(args: list[str], tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aruntime", *args], cwd=str(tmp_path),
+                          env=cli_env(tmp_path, **extra), capture_output=True, text=True, timeout=60)
+
+
+async def serve_and_invoke(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, dict]:  # type: ignore[type-arg]
+    """Start `aruntime serve ARGS --port 0`, invoke it once through the address its banner
+    prints, stop it with Ctrl-C; (exit status, everything it printed, the invoke's result)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aruntime", "serve", *args, "--port", str(port),
+        sys.executable, "-m", "aruntime", "serve", *args, "--port", "0",
         cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
+    assert proc.stdout is not None
+    printed: list[str] = []
     try:
+        async def address() -> str:
+            while True:
+                line = (await proc.stdout.readline()).decode()  # type: ignore[union-attr]
+                assert line, f"serve ended before listening: {printed}"
+                printed.append(line)
+                if m := re.search(r"Function URL:\s+(http://\S+)/", line):
+                    return m.group(1)
+
+        url = await asyncio.wait_for(address(), LIMIT)
+
         async def call() -> dict:  # type: ignore[type-arg]
             async with aiohttp.ClientSession() as session:
-                while True:
-                    try:
-                        async with session.post(f"http://127.0.0.1:{port}{INVOKE}", json={"cli": True}) as r:
-                            return json.loads(await r.read())
-                    except aiohttp.ClientConnectionError:
-                        await asyncio.sleep(0.1)
+                async with session.post(url + INVOKE, json={"cli": True}) as r:
+                    return json.loads(await r.read())
 
         result = await asyncio.wait_for(call(), LIMIT)
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = await asyncio.wait_for(proc.communicate(), LIMIT)
-    return proc.returncode or 0, output.decode(), result
+    return proc.returncode or 0, "".join(printed) + output.decode(), result
 
 
-async def test_serve_file_handler_with_the_reference_runtime() -> None:
+async def test_serve_file_handler_with_the_reference_runtime(tmp_path: Path) -> None:
     code, output, result = await serve_and_invoke(
         ["examples/echo.py:handler", "--runtime-command", shlex.join(RIC), "--timeout", "3", "--env", "GREETING=hi"],
-        ROOT,
+        ROOT, cli_env(tmp_path),
     )
     assert code == 0, output
     assert result["echo"] == {"cli": True} and result["function_name"] == "echo"
@@ -70,10 +89,31 @@ async def test_serve_file_handler_with_the_reference_runtime() -> None:
     assert f"REPORT RequestId: {result['request_id']}" in output
 
 
-async def test_serve_module_handler_with_the_default_runtime() -> None:
-    code, output, result = await serve_and_invoke(["echo.handler"], ROOT / "examples")
+async def test_serve_module_handler_with_the_default_runtime(tmp_path: Path) -> None:
+    code, output, result = await serve_and_invoke(["echo.handler"], ROOT / "examples", cli_env(tmp_path))
     assert code == 0, output
     assert result["echo"] == {"cli": True}
+    assert "warning" not in output
+
+
+async def test_a_bare_python_in_the_runtime_command_is_the_serving_interpreter(tmp_path: Path) -> None:
+    """`--runtime-command "python -m awslambdaric"` must not run whatever `python` is first on
+    PATH: here that one only fails, loudly."""
+    decoys = tmp_path / "bin"
+    decoys.mkdir()
+    for name in ("python", "python3"):
+        (decoys / name).write_text("#!/bin/sh\necho WRONG PYTHON >&2\nexit 9\n")
+        (decoys / name).chmod(0o755)
+    env = cli_env(tmp_path, PATH=f"{decoys}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}")
+    for command in ("python -m awslambdaric", "python3 -m aruntime"):
+        code, output, result = await serve_and_invoke(
+            ["examples/echo.py:handler", "--runtime-command", command], ROOT, env)
+        assert code == 0, output
+        assert result["echo"] == {"cli": True}, output
+        assert "WRONG PYTHON" not in output
+        assert f"runtime: {shlex.join([sys.executable, *command.split()[1:]])} (wire engine " in output
+    emu = Emulator(f"{ROOT}/examples/echo.py:handler", runtime_command=["python3", "-m", "awslambdaric"])
+    assert emu.config.runtime_command == [sys.executable, "-m", "awslambdaric"]
 
 
 def test_port_in_use_is_a_clear_error(capsys) -> None:  # type: ignore[no-untyped-def]
@@ -83,3 +123,112 @@ def test_port_in_use_is_a_clear_error(capsys) -> None:  # type: ignore[no-untype
         port = busy.getsockname()[1]
         assert main([f"{ROOT}/examples/echo.py:handler", "--port", str(port)]) == 1
     assert "cannot listen" in capsys.readouterr().err
+
+
+def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
+    for args, says in ((["--port", "90510"], "--port: must be from 0 to 65535"),
+                       (["--port", "http"], "--port: must be a number from 0 to 65535"),
+                       (["--timeout", "0"], "--timeout: must be more than 0 and at most 900 s"),
+                       (["--memory", "64"], "--memory: must be from 128 to 10240 MB"),
+                       (["--env", "NOEQUALS"], "--env: expected KEY=VALUE")):
+        proc = run_cli(["serve", f"{ROOT}/examples/echo.py:handler", *args], tmp_path)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        error_lines = [line for line in proc.stderr.splitlines() if "error:" in line]
+        assert len(error_lines) == 1 and says in error_lines[0], (args, proc.stderr)
+
+
+def test_serve_without_the_emulator_extra(tmp_path: Path) -> None:
+    # aiohttp made unimportable, as in an install without the `emulator` extra.
+    code = ("import sys; sys.modules['aiohttp'] = None; from aruntime.__main__ import main; "
+            f"sys.exit(main(['serve', {str(ROOT / 'examples/echo.py')!r} + ':handler']))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=cli_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == ("aruntime serve: the local Lambda needs aiohttp, from the emulator extra: "
+                           "pip install 'aruntime[emulator]'\n")
+
+
+def test_aruntime_outside_lambda(tmp_path: Path) -> None:
+    """No arguments outside Lambda: a usage line naming the tools, not a Runtime API error."""
+    proc = run_cli([], tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("usage: aruntime serve HANDLER")
+    assert "aruntime layer build" in proc.stderr and "AWS_LAMBDA_RUNTIME_API" not in proc.stderr
+    for flag in ("--version", "-V"):
+        proc = run_cli([flag], tmp_path)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"aruntime {__version__}\n", "")
+    proc = run_cli(["--help"], tmp_path)
+    assert proc.returncode == 0 and "aruntime serve HANDLER" in proc.stdout
+    # A handler outside Lambda: say how to run it locally.
+    proc = run_cli(["app.handler"], tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == ("aruntime: AWS_LAMBDA_RUNTIME_API is not set, so there is no Lambda to serve "
+                           "'app.handler': run it locally with `aruntime serve app.handler`\n")
+    # The console script is the same entry point.
+    script = Path(sys.executable).with_name("aruntime")
+    if script.exists():
+        proc = subprocess.run([str(script), "--version"], env=cli_env(tmp_path), capture_output=True,
+                              text=True, timeout=60)
+        assert proc.stdout == f"aruntime {__version__}\n"
+
+
+def test_every_option_has_help_and_is_in_the_readme_usage() -> None:
+    parser = build_parser()
+    options = [a for a in parser._actions if a.dest != "help"]
+    assert all(a.help and len(a.help) > 10 for a in options), [a.dest for a in options if not a.help]
+    readme = (ROOT / "README.md").read_text()
+    usage = re.search(r"```\n(aruntime serve HANDLER .*?)```", readme, re.S)
+    assert usage, "README's usage block for aruntime serve"
+    for action in options:
+        for flag in action.option_strings:
+            if flag.startswith("--"):
+                assert flag in usage.group(1), flag
+
+
+async def test_a_missing_handler_file_is_a_warning_at_start(tmp_path: Path) -> None:
+    (tmp_path / "there.py").write_text("def handler(event, context):\n    return 1\n")
+    for handler, says in (("gone.py:handler", f"no gone.py (nor package gone/) in {tmp_path}"),
+                          ("missing.handler", f"no missing.py (nor package missing/) in {tmp_path}"),
+                          ("sub/gone.handler", f"no sub/gone.py (nor package sub/gone/) in {tmp_path}")):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aruntime", "serve", handler, "--port", "0", cwd=tmp_path,
+            env=cli_env(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert proc.stderr is not None and proc.stdout is not None
+        try:
+            warning = (await asyncio.wait_for(proc.stderr.readline(), LIMIT)).decode()
+            banner_line = (await asyncio.wait_for(proc.stdout.readline(), LIMIT)).decode()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            await asyncio.wait_for(proc.communicate(), LIMIT)
+        assert warning.startswith("aruntime serve: warning: ") and says in warning, warning
+        assert "Runtime.ImportModuleError" in warning
+        assert banner_line.startswith("aruntime: function ")  # it serves all the same
+        assert proc.returncode == 0
+    for handler in ("there.py:handler", "there.handler"):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aruntime", "serve", handler, "--port", "0", cwd=tmp_path,
+            env=cli_env(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        try:
+            await asyncio.wait_for(proc.stdout.readline(), LIMIT)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(proc.communicate(), LIMIT)
+        assert b"warning" not in err, err
+
+
+def test_a_missing_runtime_module_is_a_warning() -> None:
+    handler = f"{ROOT}/examples/echo.py:handler"
+    command = resolve_runtime_command(["python", "-m", "no_such_runtime_xyz"])
+    assert startup_warnings(handler, command) == [
+        f"no_such_runtime_xyz is not installed for {sys.executable}: the runtime cannot start"]
+    assert startup_warnings(handler, resolve_runtime_command(["python", "-m", "awslambdaric"])) == []
+    assert startup_warnings(handler, None) == []
+
+
+def test_banner_does_not_show_the_runtime_api() -> None:
+    emu = Emulator(f"{ROOT}/examples/echo.py:handler", port=0, reload=True)
+    text = banner(emu)
+    assert "reloads on .py changes" in text
+    assert "2018-06-01" not in text and "9001" not in text

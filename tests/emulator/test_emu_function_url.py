@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
+import uuid
 from pathlib import Path
 
 import aiohttp
@@ -42,9 +44,11 @@ async def request(url: str, method: str = "GET", **kwargs) -> tuple[int, aiohttp
 async def test_v2_event_shape() -> None:
     async with emulator() as emu:
         headers = [("Cookie", "c1=v1; c2=v2"), ("X-Multi", "a"), ("X-Multi", "b"), ("Content-Type", "application/json")]
+        before = int(time.time() * 1000)
         status, _, body = await request(
             emu.url + "/some/path?a=1&a=2&b=x%20y", "POST", data=b'{"k": 1}', headers=headers
         )
+        after = int(time.time() * 1000)
         assert status == 200
         event = json.loads(body)["echo"]
         assert event["version"] == "2.0" and event["routeKey"] == "$default"
@@ -61,7 +65,10 @@ async def test_v2_event_shape() -> None:
         assert ctx["http"]["method"] == "POST" and ctx["http"]["path"] == "/some/path"
         assert ctx["http"]["protocol"] == "HTTP/1.1" and ctx["http"]["sourceIp"] == "127.0.0.1"
         assert ctx["http"]["userAgent"].startswith("Python/")
-        assert isinstance(ctx["timeEpoch"], int) and ctx["requestId"]
+        assert isinstance(ctx["timeEpoch"], int) and before <= ctx["timeEpoch"] <= after
+        # The invocation's request id: the one the function's context has.
+        assert ctx["requestId"] == json.loads(body)["request_id"]
+        assert str(uuid.UUID(ctx["requestId"])) == ctx["requestId"]
 
         status, _, body = await request(
             emu.url + "/upload", "PUT", data=b"\x00\xffbin", headers={"Content-Type": "application/octet-stream"}

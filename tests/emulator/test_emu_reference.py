@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -69,12 +70,21 @@ async def test_init_error_fails_the_invoke_and_the_next_invoke_restarts(tmp_path
         "    return 'recovered'\n"
     )
     async with emulator(f"{tmp_path}/flaky.py:handler") as emu:
+        started = time.monotonic()
         status, headers, body = await invoke(emu, {})
+        elapsed_ms = (time.monotonic() - started) * 1000
         assert headers["X-Amz-Function-Error"] == "Unhandled"
         error = json.loads(body)
         assert error["errorType"] == "RuntimeError"
         assert error["errorMessage"] == "first import fails"
-        assert "INIT_REPORT" in await emu.logs.wait_for("INIT_REPORT")
+        report = await emu.logs.wait_for("INIT_REPORT")
+        found = re.fullmatch(r"INIT_REPORT Init Duration: (\d+\.\d\d) ms\tPhase: init\tStatus: error"
+                             r"\tError Type: (\S+)", report)
+        assert found, report
+        assert 0 < float(found.group(1)) <= elapsed_ms
+        # The reference sends the bare class name (RuntimeError) as the error type; the service
+        # keeps only Runtime.X / Function.X types and records anything else as Runtime.Unknown.
+        assert found.group(2) == "Runtime.Unknown"
         status, headers, body = await invoke(emu, {})
         assert status == 200 and "X-Amz-Function-Error" not in headers
         assert json.loads(body) == "recovered"
@@ -101,7 +111,12 @@ async def test_timeout_kills_and_the_next_invoke_works() -> None:
         assert error["errorType"] == "Sandbox.Timedout"
         assert error["errorMessage"].endswith("Task timed out after 1.00 seconds")
         report = await emu.logs.wait_for("Status: timeout")
-        assert "Duration: 1" in report
+        fields = dict(field.split(": ", 1) for field in report.split("\t"))
+        duration = float(fields["Duration"].removesuffix(" ms"))
+        # Ended by the 1 s timeout, within the time the caller waited.
+        assert 1000.0 <= duration <= elapsed * 1000, (duration, elapsed)
+        assert fields["Billed Duration"] == f"{math.ceil(duration)} ms"
+        assert (fields["Memory Size"], fields["Status"]) == ("128 MB", "timeout")
         status, headers, body = await invoke(emu, {"after": "timeout"})
         assert status == 200 and "X-Amz-Function-Error" not in headers
         assert json.loads(body)["echo"] == {"after": "timeout"}
@@ -153,7 +168,7 @@ async def test_service_errors_never_tracebacks() -> None:
         assert status == 404 and headers["X-Amzn-ErrorType"] == "ResourceNotFoundException"
         assert "Function not found" in json.loads(body)["Message"]
         status, headers, _ = await invoke(emu, b"x" * (6 * 1024 * 1024 + 1))
-        assert status == 413 and headers["X-Amzn-ErrorType"] == "RequestTooLargeException"
+        assert status == 413 and headers["X-Amzn-ErrorType"] == "RequestEntityTooLargeException"
         # Still serving.
         status, headers, body = await invoke(emu, {"still": "here"})
         assert status == 200 and json.loads(body)["echo"] == {"still": "here"}

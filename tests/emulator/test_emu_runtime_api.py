@@ -142,3 +142,24 @@ async def test_a_runtime_command_that_cannot_start_fails_the_invoke_only() -> No
             status, headers, body = await invoke(emu, {})
             assert status == 200 and headers["X-Amz-Function-Error"] == "Unhandled"
             assert json.loads(body)["errorType"] == "Runtime.InvalidEntrypoint"
+
+
+async def test_runtime_api_listens_on_loopback_whatever_the_host() -> None:
+    """--host says where the invoke surfaces listen; the Runtime API (whoever reaches it can take
+    events and post answers) stays on 127.0.0.1, on a port only the runtime is told."""
+    async with emulator(host="127.0.0.2") as emu:
+        assert emu.url.startswith("http://127.0.0.2:")
+        status, _, body = await invoke(emu, {"x": 1})
+        assert status == 200 and json.loads(body)["echo"] == {"x": 1}
+        address = emu.sandbox.runtime_api
+        assert address is not None
+        host, port = address.rsplit(":", 1)
+        assert host == "127.0.0.1" and int(port) != emu.port
+        reader, writer = await asyncio.open_connection(host, int(port))  # loopback: reachable
+        writer.close()
+        try:
+            await asyncio.wait_for(asyncio.open_connection("127.0.0.2", int(port)), 5)
+        except OSError:
+            pass  # refused: nothing of the Runtime API on the --host address
+        else:
+            raise AssertionError(f"the Runtime API answers on the --host address, port {port}")

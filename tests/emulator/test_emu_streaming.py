@@ -146,3 +146,17 @@ async def test_caller_leaving_mid_stream_does_not_block_the_function(caplog: pyt
         await emu.logs.wait_for("the caller closed the connection mid-stream")
     # A caller hanging up is ordinary: one log line, no aiohttp traceback.
     assert not [r for r in caplog.records if r.name.startswith("aiohttp") and r.levelno >= logging.ERROR]
+
+
+async def test_stream_invoke_of_an_http_answer_starts_with_the_prelude() -> None:
+    """InvokeWithResponseStream of a Function-URL-style function: the first PayloadChunk holds
+    the prelude's JSON and its 8 NULs (as on Lambda, where callers strip it themselves), however
+    the runtime split them; the body's chunks follow one by one."""
+    prelude = {"statusCode": 200, "headers": {"content-type": "text/plain"}, "cookies": []}
+    for split in (False, True):
+        event = {"chunks": ["body1", "body2"], "prelude": prelude, "split_prelude": split,
+                 "content_type": "application/vnd.awslambda.http-integration-response"}
+        async with stream_emulator() as emu:
+            _, messages = await stream_invoke(emu, event)
+        payloads = [m.payload for _, m in messages if m.headers[":event-type"] == "PayloadChunk"]
+        assert payloads == [json.dumps(prelude).encode() + b"\0" * 8, b"body1", b"body2"], split

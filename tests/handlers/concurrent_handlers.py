@@ -2,8 +2,11 @@
 
 import asyncio
 import logging
+import os
 import threading
 import time
+
+import aruntime
 
 log = logging.getLogger("conc")
 
@@ -35,3 +38,19 @@ def sync_stream(event, context):
         time.sleep(0.1)
         yield f"{event['tag']}{k};{threading.current_thread().name.startswith('aruntime-sync')};"
     return "ignored"
+
+
+def _trace(context):
+    return {"rid": context.aws_request_id, "env": os.environ.get("_X_AMZN_TRACE_ID"),
+            "trace_id": aruntime.trace_id()}
+
+
+async def traced(event, context):
+    # Read after the others have begun: a process-wide variable would hold another's value.
+    await asyncio.sleep(event.get("s", 0.3))
+    return _trace(context)
+
+
+def traced_sync(event, context):
+    time.sleep(event.get("s", 0.3))
+    return _trace(context)

@@ -9,13 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fakeapi import scratch_env
+
 ROOT = Path(__file__).resolve().parents[2]
 CELL = re.compile(r"^[\d,]+(\.\d+)? (ms|µs)$")
 
 
 def test_tiny_run_writes_every_row(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "benchmarks.web", "--tiny", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+                          cwd=ROOT, env=scratch_env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = {}
     for line in (tmp_path / "web.md").read_text(encoding="utf-8").splitlines():

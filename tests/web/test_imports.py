@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from fakeapi import REPO_ROOT
+from fakeapi import REPO_ROOT, scratch_env
 
 CHECK = """
 import sys
@@ -22,7 +22,7 @@ print(sorted(m for m in sys.modules if m.startswith("aruntime.web")))
 
 def test_import_aruntime_loads_no_adapter():
     out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True,
-                         cwd=REPO_ROOT, timeout=30, check=True).stdout.splitlines()
+                         cwd=REPO_ROOT, env=scratch_env(), timeout=30, check=True).stdout.splitlines()
     assert out[0] == "[]"
     assert out[1] == ("['aruntime.web', 'aruntime.web.cycle', 'aruntime.web.events', "
                       "'aruntime.web.lifespan', 'aruntime.web.responses', "

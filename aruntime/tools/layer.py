@@ -9,17 +9,17 @@ wrapper starts `python3.12 [flags] -m aruntime` instead of the managed runtime c
 Dependencies come from `pip download` of manylinux wheels for the target (`--find-links DIR`
 for an offline wheel folder), or with `--from-local` from this interpreter's installed
 packages, which is only right when the target is this very Python on this architecture.
+Bytecode is compiled by a CPython of the target version found on this machine (or
+`--interpreter`); without one the build warns and ships sources only.
 """
 
 from __future__ import annotations
 
 import argparse
-import compileall
 import email.parser
 import importlib.metadata
 import os
 import platform
-import py_compile
 import re
 import shutil
 import stat
@@ -29,7 +29,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 __all__ = ["DEPENDENCIES", "WRAPPER_NAME", "WRAPPER_SCRIPT", "LayerError", "build_layer", "main"]
 
@@ -41,8 +41,9 @@ FAST_DEPENDENCIES = ["httptools>=0.6",
 WRAPPER_NAME = "aruntime-wrapper"
 # Packages the layer must never carry: the emulator's stack is for laptops, not Lambda.
 FORBIDDEN = ("aiohttp",)
-# Sub-packages of aruntime left out of the layer: the emulator needs aiohttp.
-EXCLUDED_SUBPACKAGES = ("emulator",)
+# Sub-packages of aruntime left out of the layer: the emulator (it needs aiohttp) and the
+# command-line tools (this builder among them); Lambda runs the runtime only.
+EXCLUDED_SUBPACKAGES = ("emulator", "tools")
 ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}
 # A fixed timestamp makes two builds of the same inputs byte-identical (zip's epoch).
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -55,13 +56,30 @@ WRAPPER_SCRIPT = r"""#!/bin/sh
 #   /opt/aruntime-wrapper /var/lang/bin/python3.12 [interpreter flags] /var/runtime/bootstrap.py
 # We keep that interpreter and its flags and run `-m aruntime` in place of the managed
 # bootstrap script. ARUNTIME_DISABLE=1 runs the managed command line unchanged (a kill switch
-# that needs no redeploy).
+# that needs no redeploy). That is awslambdaric: async and streaming handlers, and results only
+# aruntime encodes (datetimes, dataclasses...), fail under it.
+#
+# Another layer's exec wrapper (OpenTelemetry's /opt/otel-instrument, ...) is named by
+# ARUNTIME_NEXT_WRAPPER, since AWS_LAMBDA_EXEC_WRAPPER holds one: this wrapper starts it as
+# Lambda would, with the command line it would itself have run appended (`python3.x [flags]
+# -m aruntime`, or the managed one under ARUNTIME_DISABLE=1) and the same environment. That
+# wrapper sets its own things up and runs the command line it was given, as exec wrappers do.
 set -e
 if [ $# -lt 1 ]; then
     echo "aruntime-wrapper: expected the runtime's command line as arguments" >&2
     exit 127
 fi
+next=${ARUNTIME_NEXT_WRAPPER:-}
+# Handed over once: should the next wrapper come back here, it is not started again.
+unset ARUNTIME_NEXT_WRAPPER
+if [ -n "$next" ] && ! { [ -f "$next" ] && [ -x "$next" ]; }; then
+    echo "aruntime-wrapper: ARUNTIME_NEXT_WRAPPER=$next is not an executable file" >&2
+    exit 126
+fi
 if [ "${ARUNTIME_DISABLE:-}" = 1 ]; then
+    if [ -n "$next" ]; then
+        exec "$next" "$@"
+    fi
     exec "$@"
 fi
 # Where the layer is unpacked (/opt on Lambda), found without forking: this runs on every cold start.
@@ -106,6 +124,9 @@ case ${py##*/} in
         ;;
 esac
 export PYTHONPATH="$path${PYTHONPATH:+:$PYTHONPATH}"
+if [ -n "$next" ]; then
+    exec "$next" "$py" "$@" -m aruntime
+fi
 exec "$py" "$@" -m aruntime
 """
 
@@ -143,7 +164,7 @@ def _platforms(minor: int, arch: str) -> list[str]:
 
 
 def _copy_aruntime(dest: Path) -> None:
-    src = Path(__file__).resolve().parent
+    src = Path(__file__).resolve().parents[1]  # the aruntime package
 
     def ignore(directory: str, names: list[str]) -> list[str]:
         skip = {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo"))}
@@ -249,14 +270,86 @@ def _check_clean(python_dir: Path) -> None:
             raise LayerError(f"{entry.name} must not be in the layer (it is for the emulator only)")
 
 
-def _compile(python_dir: Path) -> None:
+# Where an interpreter of a given X.Y usually lives, besides PATH: pyenv, uv, the OS.
+_VERSION_PROBE = "import sys; print('%d.%d %s' % (*sys.version_info[:2], sys.implementation.name))"
+
+
+def interpreter_candidates(version: str, *, path: str | None = None,
+                           home: Path | None = None) -> list[str]:
+    """Places a CPython `version` ("3.12") may be, in the order they are tried: PATH
+    (`python3.12`), pyenv (`$PYENV_ROOT` or ~/.pyenv, newest patch first), uv's managed
+    Pythons, then /usr/local/bin and /usr/bin. Nothing here is run; see find_interpreter."""
+    name = f"python{version}"
+    home = home or Path.home()
+    found: list[str] = []
+    on_path = shutil.which(name, path=path)
+    if on_path:
+        found.append(on_path)
+
+    def patch_key(p: Path) -> tuple[int, ...]:
+        digits = re.findall(r"\d+", p.name.split("-")[1] if p.name.startswith("cpython-") else p.name)
+        return tuple(int(d) for d in digits)
+
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or home / ".pyenv")
+    versions = [p for p in (pyenv_root / "versions").glob(f"{version}*")
+                if re.fullmatch(rf"{re.escape(version)}(\.\d+)?", p.name)]
+    found += [str(p / "bin" / name) for p in sorted(versions, key=patch_key, reverse=True)]
+    uv = home / ".local" / "share" / "uv" / "python"
+    found += [str(p / "bin" / name)
+              for p in sorted(uv.glob(f"cpython-{version}.*"), key=patch_key, reverse=True)]
+    found += [f"/usr/local/bin/{name}", f"/usr/bin/{name}"]
+    return [c for i, c in enumerate(found) if c not in found[:i]]
+
+
+def interpreter_version(executable: str) -> str | None:
+    """"3.12" for a CPython 3.12 at `executable`; None when it is not one or does not run
+    (a pyenv shim for a version that is not selected exits 127)."""
+    try:
+        proc = subprocess.run([executable, "-I", "-c", _VERSION_PROBE], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    version, _, implementation = proc.stdout.strip().partition(" ")
+    return version if proc.returncode == 0 and implementation == "cpython" else None
+
+
+def find_interpreter(version: str, *, path: str | None = None, home: Path | None = None) -> str | None:
+    """A CPython `version` interpreter on this machine (this one when it is that version),
+    or None."""
+    if version == f"{sys.version_info[0]}.{sys.version_info[1]}" and sys.implementation.name == "cpython":
+        return sys.executable
+    for candidate in interpreter_candidates(version, path=path, home=home):
+        if os.access(candidate, os.X_OK) and interpreter_version(candidate) == version:
+            return candidate
+    return None
+
+
+def _no_interpreter_warning(version: str) -> str:
+    return (
+        f"aruntime layer: WARNING: no Python {version} found to compile the layer's bytecode "
+        f"(looked on PATH for python{version}, in ~/.pyenv/versions/{version}.*, uv's Pythons, "
+        f"/usr/local/bin and /usr/bin).\n"
+        f"  The layer ships NO .pyc files: Lambda's /opt is read-only, so every cold start compiles "
+        f"aruntime, h11 and orjson again (tens of milliseconds of imports).\n"
+        f"  Fix: install Python {version} (pyenv install {version}, uv python install {version}, or "
+        f"the OS package), or pass --interpreter /path/to/python{version}; then build again.\n")
+
+
+def _compile(python_dir: Path, interpreter: str) -> None:
     # /opt is read-only on Lambda, so without shipped bytecode every cold start would compile
-    # aruntime again. Unchecked-hash pycs stay valid whatever mtimes the unzip leaves.
-    ok = compileall.compile_dir(
-        str(python_dir), ddir="/opt/python", quiet=1, workers=1,
-        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-    if not ok:
-        raise LayerError("byte-compiling the layer failed")
+    # the layer again. The target's own interpreter writes it (a pyc is only valid for the
+    # X.Y that wrote it), as unchecked-hash pycs: they stay valid whatever mtimes the unzip
+    # leaves (a timestamp pyc would not match the zip's 1980 dates). An environment of its own:
+    # no PYTHONPATH of ours, and a fixed hash seed, without which a set literal's frozenset is
+    # marshalled in a random order and the same build differs from run to run (seen on 3.10).
+    proc = subprocess.run(
+        [interpreter, "-s", "-m", "compileall", "-q", "-d", "/opt/python",
+         "--invalidation-mode", "unchecked-hash", str(python_dir)],
+        env={"PYTHONHASHSEED": "0"}, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=600)
+    if proc.returncode != 0:
+        raise LayerError(f"byte-compiling the layer with {interpreter} failed:\n"
+                         f"{(proc.stdout + proc.stderr)[-3000:]}")
 
 
 def _write_zip(root: Path, output: Path) -> None:
@@ -276,8 +369,15 @@ def _write_zip(root: Path, output: Path) -> None:
 def build_layer(output: str | os.PathLike[str], *, python: str | None = None,
                 arch: str | None = None, from_local: bool = False,
                 find_links: str | None = None, bytecode: bool | None = None,
-                fast: bool = False) -> Path:
-    """Build the layer zip at `output`; returns its path. See the module docstring."""
+                fast: bool = False, interpreter: str | None = None) -> Path:
+    """Build the layer zip at `output`; returns its path. See the module docstring.
+
+    `python` ("3.12") and `arch` ("x86_64"/"arm64") are the function's (default: this
+    interpreter's). Bytecode is compiled by `interpreter`, else a CPython of that version found
+    on this machine (find_interpreter); `bytecode=None` compiles when one is found and warns on
+    stderr when none is, True makes a missing one an error, False ships sources only.
+    Raises LayerError.
+    """
     deps = DEPENDENCIES + (FAST_DEPENDENCIES if fast else [])
     python = python or f"{sys.version_info[0]}.{sys.version_info[1]}"
     arch = arch or host_arch()
@@ -291,10 +391,18 @@ def build_layer(output: str | os.PathLike[str], *, python: str | None = None,
                 f"--from-local copies this interpreter's packages (Python "
                 f"{sys.version_info[0]}.{sys.version_info[1]}, {host_arch()}, {sys.platform}); "
                 f"they do not fit Python {python} on {arch}. Use pip (the default) instead.")
-    if bytecode is None:
-        bytecode = same_python  # bytecode is only valid for the Python that wrote it
-    elif bytecode and not same_python:
-        raise LayerError(f"--compile needs the target Python ({python}) to run this command")
+    compiler: str | None = None
+    if bytecode is not False:
+        if interpreter is not None:
+            if interpreter_version(interpreter) != python:
+                raise LayerError(f"--interpreter {interpreter} is not a CPython {python}")
+            compiler = interpreter
+        else:
+            compiler = find_interpreter(python)
+        if compiler is None and bytecode:
+            raise LayerError(f"--compile needs a Python {python} on this machine (or --interpreter PATH)")
+        if compiler is None:
+            sys.stderr.write(_no_interpreter_warning(python))
     out = Path(output).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aruntime-layer-") as tmp:
@@ -311,15 +419,16 @@ def build_layer(output: str | os.PathLike[str], *, python: str | None = None,
             for wheel in sorted(wheels.glob("*.whl")):
                 _unpack_wheel(wheel, python_dir)
         _check_clean(python_dir)
-        if bytecode:
-            _compile(python_dir)
+        if compiler is not None:
+            _compile(python_dir, compiler)
         wrapper = root / WRAPPER_NAME
         wrapper.write_text(WRAPPER_SCRIPT)
         wrapper.chmod(0o755)
         _write_zip(root, out)
         contents = _dist_names(python_dir)
-    print(f"built {out} ({out.stat().st_size // 1024} KiB) for Python {python} on {arch}: "
-          f"{', '.join(contents)}", file=sys.stderr)
+    compiled = f"bytecode by {compiler}" if compiler else "NO bytecode"
+    print(f"built {out} ({out.stat().st_size // 1024} KiB) for Python {python} on {arch}, "
+          f"{compiled}: {', '.join(contents)}", file=sys.stderr)
     return out
 
 
@@ -348,7 +457,11 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--fast", action="store_true",
                        help="also ship httptools, the faster HTTP parser, and uvloop (the `fast` extra)")
     build.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                       help="ship bytecode (default: when --python is the running Python)")
+                       help="ship bytecode, compiled by a Python of the --python version (default: "
+                            "when one is found on PATH, in pyenv or uv, /usr/local/bin or /usr/bin; "
+                            "a loud warning otherwise). --compile makes a missing one an error")
+    build.add_argument("--interpreter", metavar="PATH",
+                       help="the Python (of the --python version) that compiles the bytecode")
     return parser
 
 
@@ -356,8 +469,12 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         build_layer(args.output, python=args.python, arch=args.arch, from_local=args.from_local,
-                    find_links=args.find_links, bytecode=args.compile, fast=args.fast)
+                    find_links=args.find_links, bytecode=args.compile, fast=args.fast,
+                    interpreter=args.interpreter)
     except LayerError as e:
         print(f"aruntime layer: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the output's folder cannot be made or written, a disk is full...
+        print(f"aruntime layer: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+        return 1
     return 0

@@ -1,11 +1,12 @@
 """The current invocation: one small record, visible to the code working on that invocation.
 
-Log records take their request id and tenant id from here, `aruntime.trace_id()` its trace
-header. Two modes, chosen once at start:
+Log records take their request id and tenant id from here, `aruntime.current()` and
+`aruntime.trace_id()` their answers. Two modes, chosen once at start:
 
 - One invocation at a time (the default, and `AWS_LAMBDA_MAX_CONCURRENCY` unset or 1): the
   record is process-wide, so every thread of the process sees the invocation running now,
-  whoever started it. This is the reference client's rule (it keeps the request id in a global).
+  whoever started it. This is the reference client's rule (it keeps the request id in a global,
+  and writes the trace header to the process's `_X_AMZN_TRACE_ID`: `invoke.py` does that).
 - Several at once (`per_task()`, under `AWS_LAMBDA_MAX_CONCURRENCY` > 1): the record lives in one
   context variable, so each invocation's task sees its own. Threads do not inherit context
   variables (before Python 3.14's `-X thread_inherit_context`), so `per_task()` also installs,
@@ -13,18 +14,27 @@ header. Two modes, chosen once at start:
   code works for that invocation for its whole life, and a task submitted to a
   `ThreadPoolExecutor` (`submit`, `map`, `loop.run_in_executor`; `asyncio.to_thread` copies the
   context by itself) works for the invocation that submitted it. Code outside every invocation
-  sees none.
+  sees none. It also makes `os.environ["_X_AMZN_TRACE_ID"]` (and `.get`, `os.getenv`, `in`)
+  answer with the trace header of the invocation the reading code works for (`_TraceEnviron`).
 """
 
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 from typing import Any, Callable
 
 
 class CurrentInvocation:
     """What identifies the invocation a piece of code is working for (SPEC §2 headers).
+
+    - `request_id` (str): `Lambda-Runtime-Aws-Request-Id`, the context's `aws_request_id`.
+    - `tenant_id` (str or None): `Lambda-Runtime-Aws-Tenant-Id`, for tenant-isolated functions.
+    - `trace_id` (str or None): the X-Ray trace header, `Lambda-Runtime-Trace-Id`
+      (`Root=1-…;Parent=…;Sampled=…`), what `_X_AMZN_TRACE_ID` holds for this invocation.
+    - `invocation_id` (str or None): `Lambda-Runtime-Invocation-Id`, when the Runtime API sends
+      one (Lambda Managed Instances).
 
     A plain slotted class (a NamedTuple costs start-up time and twice the construction time);
     treat it as read-only.
@@ -97,6 +107,13 @@ def per_task() -> None:
 
     threading.Thread.start = start_for_invocation  # type: ignore[method-assign]
     thread.ThreadPoolExecutor.submit = submit_for_invocation  # type: ignore[method-assign]
+    # A value inherited from whoever started the process belongs to no invocation.
+    os.environ.pop(TRACE_ENV, None)
+    # The same mapping objects, a different class: every reference to them (`from os import
+    # environ` included) answers per invocation from now on.
+    os.environ.__class__ = _TraceEnviron
+    if hasattr(os, "environb"):
+        os.environb.__class__ = _TraceEnvironb
 
 
 class _Carry:
@@ -115,3 +132,69 @@ class _Carry:
             return self.fn(*args, **kwargs)
         finally:
             _var.reset(token)
+
+
+TRACE_ENV = "_X_AMZN_TRACE_ID"
+_TRACE_ENVB = TRACE_ENV.encode()
+_Environ: Any = type(os.environ)
+
+
+class _TraceEnviron(_Environ):
+    """`os.environ` under concurrency: `_X_AMZN_TRACE_ID` is the trace header of the invocation
+    the reading code works for (absent when it has none); outside every invocation it is the
+    process's value, which the runtime never sets then.
+
+    Reads by key see it (`[]`, `get`, `os.getenv`, `in`: how the X-Ray SDK, OpenTelemetry's
+    X-Ray propagators and Powertools read it), and so does `copy()` (the usual way to hand the
+    environment to a child process). Iteration, `len` and writes are the process environment's,
+    which is also all that C code calling `getenv` and child processes started without `env=`
+    see: there the variable is absent. Writing or deleting it changes the process's value only.
+    """
+
+    def __getitem__(self, key: Any) -> Any:
+        if key == TRACE_ENV:
+            current = get()
+            if current is not None:
+                if current.trace_id is None:
+                    raise KeyError(key)
+                return current.trace_id
+        return _Environ.__getitem__(self, key)
+
+    def __delitem__(self, key: Any) -> None:
+        _delete(self, key, TRACE_ENV)
+
+    def copy(self) -> dict[str, str]:
+        copied: dict[str, str] = _Environ.copy(self)
+        current = get()
+        if current is not None:
+            copied.pop(TRACE_ENV, None)
+            if current.trace_id is not None:
+                copied[TRACE_ENV] = current.trace_id
+        return copied
+
+
+class _TraceEnvironb(_Environ):
+    """`os.environb` under concurrency: the same rule as `_TraceEnviron`, in bytes."""
+
+    def __getitem__(self, key: Any) -> Any:
+        if key == _TRACE_ENVB:
+            current = get()
+            if current is not None:
+                if current.trace_id is None:
+                    raise KeyError(key)
+                return current.trace_id.encode("utf-8", "surrogateescape")
+        return _Environ.__getitem__(self, key)
+
+    def __delitem__(self, key: Any) -> None:
+        _delete(self, key, _TRACE_ENVB)
+
+
+def _delete(environ: Any, key: Any, trace_key: Any) -> None:
+    # Inside an invocation the variable reads as the invocation's header whatever the process
+    # holds, so deleting it must not fail where the read succeeded (`os.environ.pop(k, None)`
+    # reads, then deletes); the process's value, if any, is deleted.
+    try:
+        _Environ.__delitem__(environ, key)
+    except KeyError:
+        if key != trace_key or get() is None:
+            raise

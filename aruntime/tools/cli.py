@@ -1,0 +1,44 @@
+"""The `aruntime` command outside Lambda: usage, `--version`, and the tools' dispatch."""
+
+from __future__ import annotations
+
+import sys
+
+from .. import __version__
+
+USAGE = """\
+usage: aruntime serve HANDLER [options]    run a function locally: Invoke, stream invoke, Function URL (aruntime serve -h)
+       aruntime layer build [options]      build a Lambda layer that runs aruntime (aruntime layer build -h)
+       aruntime --version
+       python -m aruntime [HANDLER]        the runtime itself, inside Lambda (HANDLER defaults to $_HANDLER)
+"""
+
+
+def main(args: list[str]) -> int:
+    """Run the tool `args` names; returns the exit status (2 for a usage error)."""
+    if not args:
+        sys.stderr.write(USAGE)
+        return 2
+    command, rest = args[0], args[1:]
+    if command == "serve":
+        from .serve import main as serve
+
+        return serve(rest)
+    if command == "layer":
+        from .layer import main as layer
+
+        return layer(rest)
+    if command in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0
+    if command in ("-V", "--version", "version"):
+        sys.stdout.write(f"aruntime {__version__}\n")
+        return 0
+    if command.startswith("-"):
+        sys.stderr.write(f"aruntime: unknown option {command!r}\n{USAGE}")
+        return 2
+    # A handler outside Lambda: nothing to poll. Say where the Runtime API comes from.
+    sys.stderr.write(
+        f"aruntime: AWS_LAMBDA_RUNTIME_API is not set, so there is no Lambda to serve {command!r}: "
+        f"run it locally with `aruntime serve {command}`\n")
+    return 1
