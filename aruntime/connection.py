@@ -8,11 +8,13 @@ connection, reconnects when the server closed it, and retries a dead connection 
 number of times.
 
 Pipelining (RFC 9112 §9.3). With `RuntimeClient.pipeline` on (the runtime turns it on for its
-serving loops), a buffered `/response` or `/error` is not sent by `post` but by the `next` that
-follows it, with the `GET /next` behind it in the same write: the next long-poll is on the wire
-as soon as the answer is, and one wake-up of the event loop reads both answers. Lambda's Runtime
-API (Go net/http, as in its emulator) and cargo-lambda answer pipelined requests in order
-(SPEC §8). What happens when something goes wrong:
+serving loops, which always ask for the next invocation after a post), `post` sends a buffered
+`/response` or `/error` with the `GET /next` behind it in the same write, and the `next` that
+follows reads both answers: the next long-poll is on the wire as soon as the answer is, and one
+wake-up of the event loop reads both. (Whatever runs between the two, such as an OpenTelemetry
+flush, no longer delays the answer.) Lambda's Runtime API (Go net/http, as in its emulator)
+and cargo-lambda answer pipelined requests in order (SPEC §8). What happens when something
+goes wrong:
 - The server must first show it reads a request sent behind another: the first `GET /next` on a
   connection carries `OPTIONS *` behind it (`protocol.probe_request`, harmless: RFC 9110
   §9.3.7), and nothing is pipelined until its answer (any status) has arrived. If the connection
@@ -25,8 +27,8 @@ API (Go net/http, as in its emulator) and cargo-lambda answer pipelined requests
 - The server answers the post and closes (`Connection: close`, HTTP/1.0, or it just goes): the
   `/next` it never answered is sent again on a new connection (a `GET /next` that got no answer
   handed out no invocation).
-- The connection fails before the post's answer: the post is sent again on a new connection, as
-  for any request (then the `/next`).
+- The connection fails before the post's answer (or was gone before the write): the post is
+  sent again on a new connection, as for any request, then the `/next`.
 - The post is answered 4xx (410 gone, 413 too large, 400, 403): logged, that invocation failed,
   and the `/next` behind it is answered as usual; 5xx: `next` raises `RuntimeAPIError`, the
   runtime exits (the service's rule, SPEC §2).
@@ -350,13 +352,12 @@ class StreamedRequest:
             raise RuntimeAPIError(self.target, status, body)
 
 
-class _Deferred(NamedTuple):
-    """A buffered post framed on `conn`, to go out with the next `GET /next`."""
+class _InFlight(NamedTuple):
+    """A buffered post written with a `GET /next` behind it on `conn`; `next` reads both answers."""
 
     conn: Connection
     head: RequestHead
     body: bytes
-    data: bytes
 
 
 class RuntimeClient:
@@ -382,7 +383,7 @@ class RuntimeClient:
         self.pipeline = False
         # Whether the server answers pipelined requests: None until a probe has told.
         self.pipelining: bool | None = None
-        self._deferred: _Deferred | None = None
+        self._in_flight: _InFlight | None = None
         # The event loop to connect on; None: the running one. The runtime sets it, so a step
         # of its serving coroutine can run outside the loop (runtime._drive).
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -453,12 +454,13 @@ class RuntimeClient:
         raise RuntimeAPIUnavailable(f"Runtime API {head.target.decode()}: {error}")
 
     async def next(self) -> Invocation:
-        """`GET /next`: the next invocation (any 2xx answer carries one, SPEC §8). A post
-        `pipeline` held back goes out first, in the same write; see the module docstring."""
-        deferred = self._deferred
-        if deferred is not None:
-            self._deferred = None
-            return await self._post_then_next(deferred)
+        """`GET /next`: the next invocation (any 2xx answer carries one, SPEC §8). After a post
+        that `pipeline` sent with a `/next` behind it, the answers to both; see the module
+        docstring."""
+        flight = self._in_flight
+        if flight is not None:
+            self._in_flight = None
+            return await self._answers(flight)
         return await self._next_alone()
 
     async def _next_alone(self) -> Invocation:
@@ -468,14 +470,9 @@ class RuntimeClient:
             raise RuntimeAPIError(self._next.target.decode(), status, body)
         return protocol.parse_invocation(headers, body)
 
-    async def _post_then_next(self, deferred: _Deferred) -> Invocation:
-        conn, head, body, data = deferred
-        if conn is not self._conn or conn.lost or conn.transport.is_closing():  # type: ignore[union-attr]
-            self._drop(conn, head)
-            self._posted(head, await self.exchange(head, body))
-            return await self._next_alone()
+    async def _answers(self, flight: _InFlight) -> Invocation:
+        conn, head, body = flight
         try:
-            conn.write(data + conn.request(self._next))
             answer = await conn.response(2)
         except ConnectionError as e:
             # No answer to the post: as for any request, it is sent again on a new connection.
@@ -511,47 +508,40 @@ class RuntimeClient:
             raise error
         log.warning("%s", error)
 
-    async def _flush(self) -> None:
-        """Send a post held back for `next` now, alone (another request comes first)."""
-        deferred = self._deferred
-        if deferred is None:
-            return
-        self._deferred = None
-        conn, head, body, data = deferred
-        try:
-            if conn is not self._conn:
-                raise ConnectionResetError("Runtime API connection replaced")
-            conn.write(data)
-            answer = await conn.response()
-        except ConnectionError as e:
-            self._drop(conn, head, e)
-            answer = await self.exchange(head, body)
-        self._posted(head, answer)
+    def _check_idle(self) -> None:
+        if self._in_flight is not None:
+            # A `/next` is on its way: its answer is an invocation, which only `next` may take.
+            raise RuntimeError("RuntimeClient: a GET /next is in flight behind a post; call next()")
 
     async def post(self, request: RequestHead, body: bytes) -> None:
         """Send a `/response` or `/error` post; raises `RuntimeAPIError` unless answered 2xx.
 
-        With `pipeline` on and a server that pipelines, the post is framed now (`ValueError`
-        for a header that cannot be sent) and goes out with the following `next()`, which
-        checks its answer (see `_posted`).
+        With `pipeline` on and a server that pipelines, the post leaves now with the `GET /next`
+        behind it in the same write (`ValueError` for a header that cannot be sent), and the
+        following `next()` checks its answer (see `_posted`) before it returns the invocation.
         """
+        self._check_idle()
         request = protocol.prefixed(request, self.prefix)
-        if self._deferred is not None:
-            await self._flush()
         if self.pipeline:
             conn = self._conn  # the usual case, without a coroutine: a proven, idle connection
             if conn is None or self.pipelining is None or not conn.reusable():
                 conn = await self._connection()  # learns whether the server pipelines
             if self.pipelining:
-                self._deferred = _Deferred(conn, request, body, conn.request(request, body))
-                return
+                data = conn.request(request, body) + conn.request(self._next)
+                try:
+                    conn.write(data)
+                except ConnectionError as e:  # gone since its last answer: as exchange() does
+                    self._drop(conn, request, e)
+                else:
+                    self._in_flight = _InFlight(conn, request, body)
+                    return
         status, _, answer = await self.exchange(request, body)
         if not protocol.is_success(status):
             raise RuntimeAPIError(request.target.decode(), status, answer)
 
     async def get(self, target: str) -> None:
         """A `GET` whose answer carries nothing (`/restore/next`); raises unless 2xx."""
-        await self._flush()
+        self._check_idle()
         target = self.prefix + target
         status, _, answer = await self.exchange(protocol.get_request(self.host_header, target))
         if not protocol.is_success(status):
@@ -561,8 +551,7 @@ class RuntimeClient:
                           first: bytes = b"") -> StreamedRequest:
         """Send the head of a streamed `/response` and its `first` chunk (if any) in one write;
         the body follows chunk by chunk."""
-        if self._deferred is not None:
-            await self._flush()
+        self._check_idle()
         request = protocol.prefixed(protocol.stream_request(self.host_header, inv, content_type),
                                     self.prefix)
         conn = self._conn
@@ -586,9 +575,7 @@ class RuntimeClient:
         return True
 
     def close(self) -> None:
-        deferred, self._deferred = self._deferred, None
-        if deferred is not None and not deferred.conn.lost:
-            deferred.conn.write(deferred.data)  # the answer is not awaited: we are closing
+        self._in_flight = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -272,3 +272,29 @@ async def test_stream_writes_head_with_first_chunk_then_one_write_per_chunk(engi
             assert writes[2] == b"0\r\n\r\n"
         finally:
             client.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_the_post_leaves_at_post_not_at_next(engine: str) -> None:
+    # Whatever runs between post() and next() (an OpenTelemetry flush after the answer) must not
+    # hold the answer back: post() writes the post and the /next behind it at once.
+    from aruntime import protocol
+    from aruntime.connection import RuntimeClient
+
+    async with PipePeer() as peer:
+        peer.push("p1", b"{}")
+        peer.push("p2", b"{}")
+        client = RuntimeClient(peer.address, engine)
+        client.pipeline = True
+        try:
+            inv = await client.next()
+            await client.post(protocol.response_request(client.host_header, inv, b"application/json", 2), b"{}")
+            post = await peer.wait_for(lambda r: r.method == "POST", timeout=5)  # next() not called yet
+            nxt = await peer.wait_for(lambda r: r.method == "GET" and r.conn == post.conn
+                                      and r.first_read == post.last_read, timeout=5)
+            assert post.target.endswith("/p1/response") and nxt.target.endswith("/invocation/next")
+            with pytest.raises(RuntimeError, match="in flight"):
+                await client.post(protocol.response_request(client.host_header, inv, b"x/y", 0), b"")
+            assert (await client.next()).request_id == "p2"
+        finally:
+            client.close()
