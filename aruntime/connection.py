@@ -34,8 +34,10 @@ goes wrong:
   runtime exits (the service's rule, SPEC §2).
 - The pipelined `/next` is refused as a request (400, 405, 411, 414, 431, 501, 505): pipelining
   is turned off and the `/next` is asked again on a new connection.
-- SIGTERM while the `/next` waits, and SnapStart's restore, close the connection as before; a
-  new connection starts without pipelining until the server has shown it again.
+- SIGTERM while the `/next` waits closes the connection as before (the hooks run, the runtime
+  exits). SnapStart's restore happens before pipelining starts; the first `/next` after it, on
+  a new connection, carries the probe. A server that showed it pipelines keeps being trusted on
+  later connections of the same client.
 """
 
 from __future__ import annotations
