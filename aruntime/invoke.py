@@ -18,7 +18,7 @@ from concurrent.futures import Executor, Future
 from time import monotonic
 from typing import Any, Awaitable, Callable
 
-from . import errors, invocation, protocol
+from . import errors, invocation, protocol, tasks
 from .connection import RuntimeClient, StreamedRequest
 from .context import LambdaContext
 from .errors import RuntimeAPIError, RuntimeFault, _Escaped
@@ -84,6 +84,7 @@ class Invoker:
         """Run a non-sync handler (or any handler, under concurrency) and answer."""
         carried = None
         try:
+            tasks.handler_starts()  # cancels reach this task while the handler runs (tasks.py)
             event, context = self.begin(inv)
             if self.kind is Kind.WRITER:
                 handler = self.handler
@@ -106,13 +107,19 @@ class Invoker:
                 if self.kind is Kind.ASYNC:
                     result = await result
         except BaseException as e:  # noqa: BLE001 - every handler failure is reported
+            if tasks.handler_returned():
+                await tasks.settle()
             self._own_cancel(e)
             await self.fail(client, inv, e)
             return
+        # From here on the task runs the runtime's code: cancels are refused (tasks.py).
+        if tasks.handler_returned():
+            await tasks.settle()
         if self.kind is Kind.WRITER:
             await self.stream(client, inv, produce)
         elif carried is not None:
-            await carried.run(asyncio.ensure_future, self.answer(client, inv, result))
+            await carried.run(tasks.new, self.answer(client, inv, result),
+                              asyncio.get_running_loop())
         else:
             await self.answer(client, inv, result)
 
@@ -121,12 +128,17 @@ class Invoker:
         gen = None
         try:
             if inspect.isawaitable(result):
-                result = await result
+                tasks.handler_starts()
+                result = await result  # the handler's code (a sync wrapper's coroutine)
+                if tasks.handler_returned():
+                    await tasks.settle()
             if inspect.isgenerator(result) or inspect.isasyncgen(result):
                 gen = result
             else:
                 body, content_type = marshal(result)
         except BaseException as e:  # noqa: BLE001
+            if tasks.handler_returned():
+                await tasks.settle()
             self._own_cancel(e)
             await self.fail(client, inv, e)
             return

@@ -36,10 +36,26 @@ def loop_name(value: str | None, concurrency: int, engine: str | None) -> str:
     return "uvloop"
 
 
+CLOSE_REFUSED = ("this is aruntime's event loop, which serves every invocation of the process: "
+                 "a handler cannot close it (for a loop of your own: asyncio.run(), or "
+                 "asyncio.new_event_loop())")
+
+
 def new_loop(name: str) -> asyncio.AbstractEventLoop:
-    """A new event loop of the kind `loop_name` chose."""
+    """A new event loop of the kind `loop_name` chose. While its `serving` attribute is True
+    (the runtime sets it), `close()` raises `RuntimeError` (`CLOSE_REFUSED`): a handler that
+    kept the loop from import (`asyncio.get_event_loop()` at module level) cannot close it under
+    the runtime."""
     if name != "uvloop":
-        return asyncio.new_event_loop()
+        class AsyncioLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
+            serving = False
+
+            def close(self) -> None:
+                if self.serving:
+                    raise RuntimeError(CLOSE_REFUSED)
+                super().close()
+
+        return AsyncioLoop()
     import uvloop
 
     class Loop(uvloop.Loop):  # type: ignore[misc,name-defined]
@@ -59,5 +75,12 @@ def new_loop(name: str) -> asyncio.AbstractEventLoop:
         def remove_signal_handler(self, sig: int) -> bool:
             self._signal_handlers.pop(sig, None)
             return bool(super().remove_signal_handler(sig))
+
+        serving = False
+
+        def close(self) -> None:
+            if self.serving:
+                raise RuntimeError(CLOSE_REFUSED)
+            super().close()
 
     return Loop()

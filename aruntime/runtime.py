@@ -16,7 +16,7 @@ import os
 import types
 from typing import Any, Callable, Coroutine, Generator
 
-from . import errors, invocation, lifecycle, loops, protocol
+from . import errors, invocation, lifecycle, loops, protocol, tasks
 from .connection import RuntimeClient
 from .errors import RuntimeAPIError, RuntimeAPIUnavailable
 from .invoke import Invoker
@@ -25,6 +25,8 @@ from .logs import UNHANDLED_WARNING, Logs, settle_stdio, write_stderr
 from .marshal import dumps
 from .protocol import Invocation
 from .wire import engine_name
+
+log = logging.getLogger("aruntime")
 
 
 def main(handler_spec: str | None) -> int:
@@ -55,6 +57,7 @@ def main(handler_spec: str | None) -> int:
         return 1
     # Module-level code that asks for "the" loop gets the one that will run its coroutines.
     asyncio.set_event_loop(loop)
+    loop.serving = True  # type: ignore[attr-defined]  # its close() is refused (loops.py)
     try:
         try:
             if not handler_spec:
@@ -69,6 +72,8 @@ def main(handler_spec: str | None) -> int:
                 loop.run_until_complete(init())
         except BaseException as e:  # noqa: BLE001 - whatever init raises is reported
             return _init_failed(loop, client, logs, e)
+        if kind is Kind.SYNC:
+            _release_current_loop(loop)
         if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
             failed = loop.run_until_complete(lifecycle.snap_start(client, logs))
             if failed is not None:
@@ -92,9 +97,28 @@ def main(handler_spec: str | None) -> int:
             return lifecycle.previous_sigterm()
         raise
     finally:
+        loop.serving = False  # type: ignore[attr-defined]
         client.close()
         settle_stdio()
     return 0
+
+
+def _release_current_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """A sync handler runs where no loop runs, as under the reference client: there
+    `asyncio.get_event_loop()` must give it a loop of its own (Python's rule for the main thread
+    with no loop set: a new one, until 3.14; an error from 3.14), not the runtime's, which the
+    handler could close or stop. So once init is over the runtime's loop stops being the
+    thread's current loop, unless the module made another one current.
+
+    Undoing `set_event_loop` entirely takes the policy's private `_set_called` flag (present in
+    3.10-3.14): with it still set Python would refuse to make the handler a loop."""
+    policy = getattr(asyncio.events, "_event_loop_policy", None)
+    local: Any = getattr(policy, "_local", None)
+    if getattr(local, "_loop", None) is not loop:
+        return
+    asyncio.set_event_loop(None)
+    if hasattr(local, "_set_called"):
+        local._set_called = False  # noqa: SLF001 - see the docstring
 
 
 def max_concurrency(value: str | None) -> int:
@@ -140,22 +164,40 @@ async def _then_next(answer: Coroutine[Any, Any, None] | None, client: RuntimeCl
     try:
         if answer is not None:
             await answer
+            tasks.answered()
         return await client.next()
     finally:
         loop.stop()
 
 
-def _runner(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, Invocation]], Invocation]:
-    """`loop.run_until_complete` for coroutines that stop the loop themselves (`_then_next`)."""
+Runner = Callable[..., Invocation]
 
-    def run(coro: Coroutine[Any, Any, Invocation]) -> Invocation:
-        task = loop.create_task(coro)
+
+def _runner(loop: asyncio.AbstractEventLoop) -> Runner:
+    """`loop.run_until_complete` for coroutines that stop the loop themselves (`_then_next`),
+    in a `tasks.RuntimeTask`: `run(coro, request_id=None)`."""
+
+    def run(coro: Coroutine[Any, Any, Invocation], request_id: str | None = None) -> Invocation:
+        task = tasks.new(coro, loop, request_id)
         loop.run_forever()
-        if not task.done():  # stopped by someone else: SIGTERM's shutdown (see main)
-            raise RuntimeError("Event loop stopped before Future completed.")
+        if not task.done():
+            _stopped_early(loop, task)
         return task.result()
 
     return run
+
+
+def _stopped_early(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]) -> None:
+    """The loop stopped before `fut` was done. SIGTERM's shutdown stops it (`lifecycle`): raise,
+    as `run_until_complete` would (see main). Anyone else is the function's code
+    (`asyncio.get_running_loop().stop()`, or a sync handler's `stop()` on the loop it kept from
+    import): that stop is not the invocation's to make, so it is logged and the loop runs on."""
+    while not fut.done():
+        if lifecycle.terminated:
+            raise RuntimeError("Event loop stopped before Future completed.")
+        log.warning("aruntime: the function's code stopped the event loop (loop.stop()); it is "
+                    "the runtime's, shared by every invocation: it runs on")
+        loop.run_forever()
 
 
 async def _answer_then_next(answer: Coroutine[Any, Any, None] | None,
@@ -165,8 +207,7 @@ async def _answer_then_next(answer: Coroutine[Any, Any, None] | None,
     return await client.next()
 
 
-def _drive(loop: asyncio.AbstractEventLoop, client: RuntimeClient,
-           run: Callable[[Coroutine[Any, Any, Invocation]], Invocation],
+def _drive(loop: asyncio.AbstractEventLoop, client: RuntimeClient, run: Runner,
            coro: Coroutine[Any, Any, Invocation]) -> Invocation:
     """Run `coro` (the runtime's own code: answer a sync handler's invocation, ask for the next)
     with one event-loop iteration where a task would take three.
@@ -184,8 +225,8 @@ def _drive(loop: asyncio.AbstractEventLoop, client: RuntimeClient,
         return stop.value  # type: ignore[no-any-return]
     while client.stop_loop_when_answered(awaited):
         loop.run_forever()
-        if not awaited.done():  # type: ignore[union-attr]  # stopped by SIGTERM's shutdown
-            raise RuntimeError("Event loop stopped before Future completed.")
+        if not awaited.done():  # type: ignore[union-attr]
+            _stopped_early(loop, awaited)  # type: ignore[arg-type]
         try:
             awaited = coro.send(None)
         except StopIteration as stop:
@@ -225,7 +266,7 @@ def _serve(loop: asyncio.AbstractEventLoop, client: RuntimeClient, invoker: Invo
     inv = _drive(loop, client, run, _answer_then_next(None, client))
     if invoker.kind is not Kind.SYNC:
         while True:  # async handlers run in a task (they may need one: asyncio.timeout, anyio)
-            inv = run(_then_next(invoker.invoke(client, inv), client, loop))
+            inv = run(_then_next(invoker.invoke(client, inv), client, loop), inv.request_id)
     handler = invoker.handler
     while True:
         try:
@@ -236,7 +277,8 @@ def _serve(loop: asyncio.AbstractEventLoop, client: RuntimeClient, invoker: Invo
             continue
         if inspect.isawaitable(result) or inspect.isgenerator(result) or inspect.isasyncgen(result):
             # The handler's own code runs on: in a task, as any coroutine or stream does.
-            inv = run(_then_next(invoker.answer(client, inv, result), client, loop))
+            inv = run(_then_next(invoker.answer(client, inv, result), client, loop),
+                      inv.request_id)
         else:
             inv = _drive(loop, client, run,
                          _answer_then_next(invoker.answer(client, inv, result), client))
@@ -258,27 +300,35 @@ def _serve_concurrently(loop: asyncio.AbstractEventLoop, clients: list[RuntimeCl
         # Each invocation runs in a task of its own made from a fresh copy of the poller's first
         # context, as each one at N = 1 does: context variables one invocation sets (Powertools'
         # thread-safe keys, OpenTelemetry baggage, the handler's own) never reach the next.
+        # Its task and the invocations' are `tasks.RuntimeTask`s: a handler's stray cancel
+        # (`asyncio.all_tasks()`, a timer left behind) cannot end a poller or cut an answer.
         base = contextvars.copy_context()
         while True:
             inv = await client.next()
-            await base.copy().run(asyncio.ensure_future, invoker.invoke(client, inv))
+            await base.copy().run(tasks.new, invoker.invoke(client, inv), loop, inv.request_id)
 
     async def all_pollers() -> None:
-        tasks = [asyncio.ensure_future(poll(c)) for c in clients]
+        pollers = [tasks.new(poll(c), loop) for c in clients]
         try:
             # A poller only ends on a fatal Runtime API answer or an unreachable API.
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(pollers, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
         finally:
             invoker.stopping = True  # a CancelledError from here on is the runtime's own
-            for task in tasks:
+            tasks.stopping = True
+            for task in pollers:
                 task.cancel()
             for c in clients:
                 c.close()
 
+    main_task = tasks.new(all_pollers(), loop)
+    main_task.add_done_callback(lambda _: loop.stop())
     try:
-        loop.run_until_complete(all_pollers())
+        loop.run_forever()
+        if not main_task.done():
+            _stopped_early(loop, main_task)
+        main_task.result()
     finally:
         if invoker.executor is not None:
             invoker.executor.shutdown(wait=False, cancel_futures=True)
