@@ -7,9 +7,11 @@ import inspect
 import logging
 import os
 import signal
+import sys
+import threading
 from typing import Any, Callable, TypeVar
 
-from . import errors, protocol
+from . import errors, protocol, tasks
 from .connection import RuntimeClient
 from .logs import Logs
 from .marshal import dumps
@@ -21,6 +23,10 @@ _shutdown_hooks: list[Callable[[], Any]] = []
 terminated = False
 # Lambda gives the runtime 500 ms after SIGTERM (300 ms with external extensions) before SIGKILL.
 DEFAULT_SHUTDOWN_BUDGET_MS = 250
+# Once the runtime is done, how long Python's own exit may wait for threads the function left
+# running (a sync handler still in the pool, a non-daemon thread it started) before the process
+# ends anyway (seconds).
+EXIT_GRACE_S = 0.5
 
 
 def on_shutdown(func: F) -> F:
@@ -67,6 +73,9 @@ def install_sigterm(loop: asyncio.AbstractEventLoop, clients: list[RuntimeClient
             return
         if isinstance(_previous, asyncio.Handle):  # added with loop.add_signal_handler
             _previous._run()  # noqa: SLF001 - what the loop itself would have done
+        for request_id in tasks.unanswered(loop):
+            log.warning("aruntime: SIGTERM: invocation %s is abandoned: the runtime exits "
+                        "before it was answered", request_id)
         for client in clients:
             client.close()
         # Stopping the loop ends the runtime's run_until_complete wherever it waits; the
@@ -111,6 +120,36 @@ def previous_sigterm() -> int:
     if callable(previous) and not isinstance(previous, asyncio.Handle):
         previous(signal.SIGTERM, None)
     return 0
+
+
+def exit_within(seconds: float, status: Any) -> None:
+    """Make sure the process ends: if Python's exit is still waiting for threads after
+    `seconds` (a sync handler stuck in the thread pool, a non-daemon thread the function
+    started: Python joins both before exiting), say which on stderr, flush, and end the
+    process with `status` (`sys.exit`'s argument: None is 0, an int itself, anything else 1).
+    Exit handlers (`atexit`) run after those joins, and are not cut short: they are the
+    function's, as under the reference client."""
+    import atexit
+
+    joined = threading.Event()
+    atexit.register(joined.set)  # registered last, so run first: right after the joins
+    code = 0 if status is None else status if isinstance(status, int) else 1
+
+    def force() -> None:
+        if joined.wait(seconds):
+            return
+        names = sorted(t.name for t in threading.enumerate()
+                       if not t.daemon and t is not threading.main_thread())
+        try:
+            sys.stderr.write(f"aruntime: exiting without waiting for threads still running: "
+                             f"{', '.join(names) or 'none'}\n")
+            sys.stderr.flush()
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001 - the exit must happen whatever stdio has become
+            pass
+        os._exit(code)
+
+    threading.Thread(target=force, name="aruntime-exit", daemon=True).start()
 
 
 # -- SnapStart -----------------------------------------------------------------------------

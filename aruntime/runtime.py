@@ -30,7 +30,24 @@ log = logging.getLogger("aruntime")
 
 
 def main(handler_spec: str | None) -> int:
-    """Run the runtime; returns the process exit status."""
+    """Run the runtime; returns the process exit status.
+
+    The process then ends within `lifecycle.EXIT_GRACE_S` whatever threads the function left
+    running (`lifecycle.exit_within`), with this status (or the one a module's SIGTERM handler
+    gave with `sys.exit`).
+    """
+    status: Any = 1
+    try:
+        status = _main(handler_spec)
+        return status  # type: ignore[no-any-return]
+    except SystemExit as e:  # a handler module's SIGTERM handler called sys.exit(n)
+        status = e.code
+        raise
+    finally:
+        lifecycle.exit_within(lifecycle.EXIT_GRACE_S, status)
+
+
+def _main(handler_spec: str | None) -> int:
     concurrency = max_concurrency(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY"))
     try:
         try:

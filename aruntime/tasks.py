@@ -123,3 +123,8 @@ def answered() -> None:
     if task.__class__ is RuntimeTask:
         task.request_id = None  # type: ignore[union-attr]
 
+
+def unanswered(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Request ids of the invocations whose answers the runtime's tasks have yet to send."""
+    return [t.request_id for t in asyncio.all_tasks(loop)
+            if t.__class__ is RuntimeTask and t.request_id and not t.done()]  # type: ignore[attr-defined]

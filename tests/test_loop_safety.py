@@ -135,3 +135,50 @@ async def test_an_async_handler_stopping_the_loop_is_answered(fake_api: FakeRunt
     assert answers(fake_api) == {"stops": ("response", {"n": 1}),
                                  "stops-again": ("response", {"n": 2})}
     assert proc.stdout.decode().count(STOPPED) == 2
+
+
+@pytest.mark.parametrize("handler, concurrency, abandoned", [
+    ("slow", 1, True),
+    ("slow", 4, True),
+    ("sync_slow", 4, True),
+    ("sync_slow", 1, False),  # SIGTERM waits for the sync handler: its answer is posted
+])
+async def test_sigterm_logs_each_abandoned_invocation(fake_api: FakeRuntimeAPI, handler: str,
+                                                      concurrency: int, abandoned: bool) -> None:
+    rids = ["busy-1", "busy-2"] if concurrency > 1 else ["busy-1"]
+    for rid in rids:
+        fake_api.push({"n": 1, "sleep": 1.5}, request_id=rid)
+    proc = await run_runtime([sys.executable, "-m", "aruntime", f"{MODULE}.{handler}"], fake_api,
+                             env=env(concurrency))
+    await fake_api.wait(len(rids), timeout=T)  # every /next answered: the handlers run
+    await asyncio.sleep(0.3)
+    proc._proc.send_signal(signal.SIGTERM)
+    assert await proc.wait(T) == 0
+    out = proc.stdout.decode()
+    for rid in rids:
+        line = (f"aruntime: SIGTERM: invocation {rid} is abandoned: the runtime exits before it "
+                f"was answered")
+        assert out.count(line) == (1 if abandoned else 0), out
+    posted = answers(fake_api)
+    assert posted == ({} if abandoned else {"busy-1": ("response", {"n": 1})})
+
+
+@pytest.mark.parametrize("handler, concurrency, threads", [
+    ("leaves_thread", 1, "left-behind"),  # a non-daemon thread the handler started
+    ("sync_slow", 4, "aruntime-sync_0"),  # a sync handler still running in the pool
+])
+async def test_the_process_ends_whatever_threads_are_left(fake_api: FakeRuntimeAPI, handler: str,
+                                                          concurrency: int, threads: str) -> None:
+    fake_api.push({"n": 1, "sleep": 60}, request_id="r1")
+    proc = await run_runtime([sys.executable, "-m", "aruntime", f"{MODULE}.{handler}"], fake_api,
+                             env=env(concurrency))
+    await fake_api.wait(1, timeout=T)
+    fake_api.finish()  # /next answers 500: the runtime exits 1
+    start = time.monotonic()
+    assert await proc.wait(T) == 1
+    # Bounded by lifecycle.EXIT_GRACE_S (0.5 s) plus the runtime's own way out; generous here,
+    # the point is "ends", where it used to wait for the thread (60 s).
+    assert time.monotonic() - start < 10
+    err = proc.stderr.decode().splitlines()
+    assert err[-1] == f"aruntime: exiting without waiting for threads still running: {threads}"
+    assert err[-2].startswith("aruntime: exiting: Runtime API ")
