@@ -157,7 +157,10 @@ class Invoker:
             return
         if self.stopping:
             raise exc
-        task = asyncio.current_task()
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no loop running: a sync handler's result, answered by runtime._drive
+            return
         uncancel = getattr(task, "uncancel", None)  # Python 3.11+
         if uncancel is not None and task.cancelling():  # type: ignore[union-attr]
             uncancel()

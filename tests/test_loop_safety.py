@@ -182,3 +182,21 @@ async def test_the_process_ends_whatever_threads_are_left(fake_api: FakeRuntimeA
     err = proc.stderr.decode().splitlines()
     assert err[-1] == f"aruntime: exiting without waiting for threads still running: {threads}"
     assert err[-2].startswith("aruntime: exiting: Runtime API ")
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_a_cancellation_raised_while_marshalling_fails_only_that_invocation(
+        fake_api: FakeRuntimeAPI, concurrency: int) -> None:
+    fake_api.push({"n": 1, "bad": True}, request_id="bad")
+    proc = await run_runtime([sys.executable, "-m", "aruntime",
+                              f"{MODULE}.sync_cancelled_result"], fake_api, env=env(concurrency))
+    await fake_api.wait_for(lambda e: e.path.endswith("/bad/error"), timeout=T)
+    fake_api.push({"n": 2}, request_id="good")
+    await fake_api.wait_for(lambda e: e.path.endswith("/good/response"), timeout=T)
+    fake_api.finish()
+    assert await proc.wait(T) == 1, proc.stderr.decode()
+    got = answers(fake_api)
+    kind, error = got.pop("bad")
+    assert (kind, error["errorType"], error["errorMessage"]) == (  # type: ignore[index]
+        "error", "CancelledError", "raised while the result was marshalled")
+    assert got == {"good": ("response", {"n": 2})}

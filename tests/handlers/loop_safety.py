@@ -74,3 +74,13 @@ def leaves_thread(event, context):
     """Starts a non-daemon thread that outlives the invocation by far."""
     threading.Thread(target=time.sleep, args=(60,), name="left-behind").start()
     return {"n": event["n"]}
+
+
+class _CancelsWhenMarshalled:
+    def _asdict(self):  # called by the runtime while it marshals the result
+        raise asyncio.CancelledError("raised while the result was marshalled")
+
+
+def sync_cancelled_result(event, context):
+    """Returns a value whose marshalling raises CancelledError (outside any task at N=1)."""
+    return {"x": _CancelsWhenMarshalled()} if event.get("bad") else {"n": event["n"]}
