@@ -84,7 +84,6 @@ class Invoker:
         """Run a non-sync handler (or any handler, under concurrency) and answer."""
         carried = None
         try:
-            tasks.handler_starts()  # cancels reach this task while the handler runs (tasks.py)
             event, context = self.begin(inv)
             if self.kind is Kind.WRITER:
                 handler = self.handler
@@ -119,7 +118,7 @@ class Invoker:
             await self.stream(client, inv, produce)
         elif carried is not None:
             await carried.run(tasks.new, self.answer(client, inv, result),
-                              asyncio.get_running_loop())
+                              asyncio.get_running_loop(), None, inspect.isawaitable(result))
         else:
             await self.answer(client, inv, result)
 
@@ -128,7 +127,6 @@ class Invoker:
         gen = None
         try:
             if inspect.isawaitable(result):
-                tasks.handler_starts()
                 result = await result  # the handler's code (a sync wrapper's coroutine)
                 if tasks.handler_returned():
                     await tasks.settle()

@@ -127,8 +127,9 @@ def _release_current_loop(loop: asyncio.AbstractEventLoop) -> None:
     handler could close or stop. So once init is over the runtime's loop stops being the
     thread's current loop, unless the module made another one current.
 
-    Undoing `set_event_loop` entirely takes the policy's private `_set_called` flag (present in
-    3.10-3.14): with it still set Python would refuse to make the handler a loop."""
+    Undoing `set_event_loop` entirely takes the policy's private `_set_called` flag (3.10-3.13):
+    with it still set Python would refuse to make the handler a loop. 3.14 makes no loop
+    implicitly (the handler gets Python's RuntimeError, as under the reference)."""
     policy = getattr(asyncio.events, "_event_loop_policy", None)
     local: Any = getattr(policy, "_local", None)
     if getattr(local, "_loop", None) is not loop:
@@ -181,7 +182,7 @@ async def _then_next(answer: Coroutine[Any, Any, None] | None, client: RuntimeCl
     try:
         if answer is not None:
             await answer
-            tasks.answered()
+            tasks.unanswered_alone = None
         return await client.next()
     finally:
         loop.stop()
@@ -192,10 +193,13 @@ Runner = Callable[..., Invocation]
 
 def _runner(loop: asyncio.AbstractEventLoop) -> Runner:
     """`loop.run_until_complete` for coroutines that stop the loop themselves (`_then_next`),
-    in a `tasks.RuntimeTask`: `run(coro, request_id=None)`."""
+    in a `tasks.RuntimeTask`: `run(coro, request_id=None, handler_running=False)`, where
+    `request_id` is the invocation `coro` answers (`tasks.unanswered_alone` until it has)."""
 
-    def run(coro: Coroutine[Any, Any, Invocation], request_id: str | None = None) -> Invocation:
-        task = tasks.new(coro, loop, request_id)
+    def run(coro: Coroutine[Any, Any, Invocation], request_id: str | None = None,
+            handler_running: bool = False) -> Invocation:
+        tasks.unanswered_alone = request_id
+        task = tasks.new(coro, loop, None, handler_running)
         loop.run_forever()
         if not task.done():
             _stopped_early(loop, task)
@@ -283,7 +287,7 @@ def _serve(loop: asyncio.AbstractEventLoop, client: RuntimeClient, invoker: Invo
     inv = _drive(loop, client, run, _answer_then_next(None, client))
     if invoker.kind is not Kind.SYNC:
         while True:  # async handlers run in a task (they may need one: asyncio.timeout, anyio)
-            inv = run(_then_next(invoker.invoke(client, inv), client, loop), inv.request_id)
+            inv = run(_then_next(invoker.invoke(client, inv), client, loop), inv.request_id, True)
     handler = invoker.handler
     while True:
         try:
@@ -295,7 +299,7 @@ def _serve(loop: asyncio.AbstractEventLoop, client: RuntimeClient, invoker: Invo
         if inspect.isawaitable(result) or inspect.isgenerator(result) or inspect.isasyncgen(result):
             # The handler's own code runs on: in a task, as any coroutine or stream does.
             inv = run(_then_next(invoker.answer(client, inv, result), client, loop),
-                      inv.request_id)
+                      inv.request_id, inspect.isawaitable(result))
         else:
             inv = _drive(loop, client, run,
                          _answer_then_next(invoker.answer(client, inv, result), client))
@@ -322,7 +326,8 @@ def _serve_concurrently(loop: asyncio.AbstractEventLoop, clients: list[RuntimeCl
         base = contextvars.copy_context()
         while True:
             inv = await client.next()
-            await base.copy().run(tasks.new, invoker.invoke(client, inv), loop, inv.request_id)
+            await base.copy().run(tasks.new, invoker.invoke(client, inv), loop, inv.request_id,
+                                  True)
 
     async def all_pollers() -> None:
         pollers = [tasks.new(poll(c), loop) for c in clients]

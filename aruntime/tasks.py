@@ -6,12 +6,13 @@ an invocation left behind fires after its handler returned, while its task posts
 waits on `GET /next`; `for t in asyncio.all_tasks(): t.cancel()` reaches the pollers. Delivered
 there, the cancellation would lose answers and end the process.
 
-So the runtime runs its code in `RuntimeTask`s. While `handler_running` is set (the handler's
-own code runs in the task: an async handler awaited in it) a cancel is delivered as usual — the
-handler's `asyncio.timeout`, `wait_for`, its watchdog firing in time — and fails only that
-invocation. Otherwise `cancel()` is refused (returns False, as for a finished task) with one
-log line, and the runtime's work goes on. The runtime cancels its own tasks after setting
-`stopping`.
+So the runtime runs its code in `RuntimeTask`s. While the handler's own code runs in the task
+(from its first step, for a task made with `handler_running`, until `handler_returned`) a
+cancel is delivered as usual — the handler's `asyncio.timeout`, `wait_for`, its watchdog firing
+in time — and fails only that invocation. Otherwise `cancel()` is refused (returns False, as
+for a finished task) with one log line per loop iteration, and the runtime's work goes on. The
+runtime cancels its own tasks after setting `stopping`. What the hot path pays: the flags set
+when the task is made, and one `handler_returned()` call; the rest happens in `cancel()`.
 
 Consequence for handler code: a handler that cancels every task and then awaits them all
 (`gather(*asyncio.all_tasks())`) waits for the runtime's tasks, which do not end: that
@@ -21,6 +22,7 @@ invocation runs to its timeout; the runtime and the other invocations are unaffe
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from typing import Any, Coroutine
 
@@ -28,23 +30,32 @@ log = logging.getLogger("aruntime")
 
 # Set once the runtime itself cancels its tasks (shutting down): cancels then go through.
 stopping = False
+# One invocation at a time: the request id of the invocation not answered yet, or None
+# (runtime._runner sets it, _then_next clears it once the answer is sent).
+unanswered_alone: str | None = None
 
 
 class RuntimeTask(asyncio.Task):  # type: ignore[type-arg]
     """A task running the runtime's code (and, while `handler_running`, a handler's).
 
-    Attributes (plain, set by the runtime): `handler_running` (bool) — the handler's code runs
-    in this task now, so a cancel is the handler's to receive; `request_id` (str or None) — the
-    invocation this task has yet to answer; `let_through` (bool) — a cancel was delivered while
-    the handler ran and may still be pending when it returns (see `handler_returned`).
+    Attributes (plain, set by `new`): `handler_running` (bool) — the handler's code runs in
+    this task once it has started, so a cancel is the handler's to receive; `request_id` (str
+    or None) — the invocation this task answers (concurrent invocations: one task each, done
+    once answered); `let_through` (bool) — a cancel was delivered while the handler ran and may
+    still be pending when it returns (see `handler_returned`).
     """
 
-    handler_running = False
-    request_id: str | None = None
-    let_through = False
+    # Slots, all set by `new` (an unset one read with a getattr default raises inside):
+    # measured cheaper per invocation than the task's __dict__.
+    __slots__ = ("handler_running", "request_id", "let_through")
+    handler_running: bool
+    request_id: str | None
+    let_through: bool
 
     def cancel(self, msg: Any = None) -> bool:
-        if self.handler_running or stopping:
+        # A task not started yet runs the runtime's code first (`invoke` begins the invocation).
+        if stopping or (self.handler_running and inspect.getcoroutinestate(
+                self.get_coro()) != inspect.CORO_CREATED):  # type: ignore[arg-type]
             self.let_through = True
             return super().cancel(msg)
         if self.done():
@@ -71,20 +82,15 @@ def _report_refused() -> None:
 
 
 def new(coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop,
-        request_id: str | None = None) -> RuntimeTask:
-    """A `RuntimeTask` running `coro` on `loop` (in a copy of the current context), answering
-    invocation `request_id` if given."""
+        request_id: str | None = None, handler_running: bool = False) -> RuntimeTask:
+    """A `RuntimeTask` running `coro` on `loop` (in a copy of the current context): answering
+    invocation `request_id` (until the task is done), if given; with `handler_running`, the
+    coroutine runs the handler's code once it has started, until `handler_returned()`."""
     task = RuntimeTask(coro, loop=loop)
-    if request_id is not None:
-        task.request_id = request_id
+    task.request_id = request_id
+    task.handler_running = handler_running
+    task.let_through = False
     return task
-
-
-def handler_starts() -> None:
-    """Call in a task right before it runs the handler's code: cancels now reach it."""
-    task = asyncio.current_task()
-    if task.__class__ is RuntimeTask:
-        task.handler_running = True  # type: ignore[union-attr]
 
 
 def handler_returned() -> bool:
@@ -96,16 +102,17 @@ def handler_returned() -> bool:
         task = asyncio.current_task()
     except RuntimeError:  # no loop running: a sync handler's answer, sent outside any task
         return False
-    if task.__class__ is not RuntimeTask:
+    if type(task) is not RuntimeTask:
         return False
-    task.handler_running = False  # type: ignore[union-attr]
-    return task.let_through and not stopping  # type: ignore[union-attr]
+    task.handler_running = False
+    return task.let_through and not stopping
 
 
 async def settle() -> None:
     """Take a cancellation still pending in the current task (see `handler_returned`)."""
     task = asyncio.current_task()
-    task.let_through = False  # type: ignore[union-attr]
+    assert type(task) is RuntimeTask
+    task.let_through = False
     try:
         await asyncio.sleep(0)
     except asyncio.CancelledError:
@@ -114,17 +121,11 @@ async def settle() -> None:
             uncancel()
         log.warning("aruntime: ignored a cancellation of the runtime's own task (answering "
                     "invocation %s): the handler cancelled its task and returned",
-                    getattr(task, "request_id", None))
-
-
-def answered() -> None:
-    """The current task's invocation is answered (SIGTERM no longer abandons it)."""
-    task = asyncio.current_task()
-    if task.__class__ is RuntimeTask:
-        task.request_id = None  # type: ignore[union-attr]
+                    task.request_id)
 
 
 def unanswered(loop: asyncio.AbstractEventLoop) -> list[str]:
-    """Request ids of the invocations whose answers the runtime's tasks have yet to send."""
-    return [t.request_id for t in asyncio.all_tasks(loop)
-            if t.__class__ is RuntimeTask and t.request_id and not t.done()]  # type: ignore[attr-defined]
+    """Request ids of the invocations whose answers the runtime has yet to send (on `loop`)."""
+    found = [unanswered_alone] if unanswered_alone else []
+    return found + [task.request_id for task in asyncio.all_tasks(loop)  # type: ignore[misc]
+                    if type(task) is RuntimeTask and task.request_id and not task.done()]
