@@ -200,3 +200,27 @@ async def test_a_cancellation_raised_while_marshalling_fails_only_that_invocatio
     assert (kind, error["errorType"], error["errorMessage"]) == (  # type: ignore[index]
         "error", "CancelledError", "raised while the result was marshalled")
     assert got == {"good": ("response", {"n": 2})}
+
+
+async def test_a_stream_cancelling_every_task_is_still_answered(fake_api: FakeRuntimeAPI) -> None:
+    # One at a time, the only other task is the runtime's, waiting for the stream to end.
+    fake_api.push({}, request_id="s1")
+    fake_api.push({}, request_id="s2")
+    proc = await run_runtime([sys.executable, "-m", "aruntime",
+                              f"{MODULE}.stream_cancel_others"], fake_api)
+    await fake_api.wait_for(lambda e: e.path.endswith("/s2/response"), timeout=T)
+    fake_api.finish()
+    assert await proc.wait(T) == 1, proc.stderr.decode()
+    posts = [(ex.path.rsplit("/", 2)[1], ex.body, [data for _, data in ex.chunks], ex.trailers)
+             for ex in fake_api.exchanges if ex.method == "POST"]
+    assert posts == [("s1", b"ab", [b"a", b"b"], []), ("s2", b"ab", [b"a", b"b"], [])]
+    assert proc.stdout.decode().count(IGNORED) == 2
+
+
+async def test_a_failed_init_ends_whatever_threads_it_started(fake_api: FakeRuntimeAPI) -> None:
+    proc = await run_runtime([sys.executable, "-m", "aruntime",
+                              "tests.handlers.loop_safety_init.handler"], fake_api)
+    await fake_api.wait_for(lambda e: e.path.endswith("/init/error"), timeout=T)
+    assert await proc.wait(T) == 1
+    assert proc.stderr.decode().splitlines()[-1] == (
+        "aruntime: exiting without waiting for threads still running: started-at-import")

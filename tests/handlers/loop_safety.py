@@ -84,3 +84,14 @@ class _CancelsWhenMarshalled:
 def sync_cancelled_result(event, context):
     """Returns a value whose marshalling raises CancelledError (outside any task at N=1)."""
     return {"x": _CancelsWhenMarshalled()} if event.get("bad") else {"n": event["n"]}
+
+
+async def stream_cancel_others(event, context):
+    """A streamed answer whose producer cancels every other task between two chunks."""
+    yield "a"
+    me = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is not me:
+            task.cancel()
+    await asyncio.sleep(0.05)
+    yield "b"
