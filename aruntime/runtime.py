@@ -74,13 +74,17 @@ def _main(handler_spec: str | None) -> int:
         return 1
     # Module-level code that asks for "the" loop gets the one that will run its coroutines.
     asyncio.set_event_loop(loop)
-    loop.serving = True  # type: ignore[attr-defined]  # its close() is refused (loops.py)
     try:
         try:
             if not handler_spec:
                 raise errors.RuntimeFault(errors.MALFORMED_HANDLER_NAME,
                                           "No handler: pass it as an argument or set _HANDLER")
-            handler = load(handler_spec)
+            try:
+                handler = load(handler_spec)
+            finally:
+                loop = _usable_after_import(loop, kind_of_loop)
+            # From here on a handler cannot close it (loops.py).
+            loop.serving = True  # type: ignore[attr-defined]
             kind = kind_of(handler)
             # A handler object may need the loop before serving (an ASGI app's lifespan
             # startup): it runs here, as part of Init, and failing it fails the init.
@@ -118,6 +122,17 @@ def _main(handler_spec: str | None) -> int:
         client.close()
         settle_stdio()
     return 0
+
+
+def _usable_after_import(loop: asyncio.AbstractEventLoop, name: str) -> asyncio.AbstractEventLoop:
+    """`loop`, or a new one if the module closed it at import: code such as
+    `loop = asyncio.get_event_loop(); loop.run_until_complete(setup()); loop.close()` works
+    under the reference client (its import-time code gets a loop of its own), so it must here."""
+    if not loop.is_closed():
+        return loop
+    fresh = loops.new_loop(name)
+    asyncio.set_event_loop(fresh)
+    return fresh
 
 
 def _release_current_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -4,8 +4,8 @@
   a cancel of `asyncio.all_tasks()`) fails only the invocation whose handler it reaches, or is
   ignored with one log line (aruntime/tasks.py); every answer is still posted.
 - A sync handler's `asyncio.get_event_loop()` is not the runtime's loop (as under the reference
-  client); the runtime's loop cannot be closed by a handler that kept it, and a `stop()` of it
-  is logged and overridden.
+  client); the runtime's loop cannot be closed by a handler that kept it (a module may close it
+  at import: the runtime takes a new one), and a `stop()` of it is logged and overridden.
 - SIGTERM while invocations run logs one line per invocation it abandons.
 - Once the runtime is done, the process ends within a bounded time whatever threads the
   function left running, with the runtime's exit status.
@@ -224,3 +224,17 @@ async def test_a_failed_init_ends_whatever_threads_it_started(fake_api: FakeRunt
     assert await proc.wait(T) == 1
     assert proc.stderr.decode().splitlines()[-1] == (
         "aruntime: exiting without waiting for threads still running: started-at-import")
+
+
+@pytest.mark.parametrize("handler", ["handler", "ahandler"])
+async def test_a_module_closing_its_loop_at_import_is_served(fake_api: FakeRuntimeAPI,
+                                                             handler: str) -> None:
+    fake_api.push({}, request_id="r1")
+    fake_api.push({}, request_id="r2")
+    proc = await run_runtime([sys.executable, "-m", "aruntime",
+                              f"tests.handlers.loop_safety_import.{handler}"], fake_api)
+    await fake_api.wait_for(lambda e: e.path.endswith("/r2/response"), timeout=T)
+    fake_api.finish()
+    assert await proc.wait(T) == 1, proc.stderr.decode()
+    assert answers(fake_api) == {"r1": ("response", {"setup": "set up"}),
+                                 "r2": ("response", {"setup": "set up"})}
