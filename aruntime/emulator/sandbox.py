@@ -17,6 +17,7 @@ from typing import Any
 
 from .config import FunctionConfig
 from .invocation import Invocation, Outcome, State, error_outcome
+from .output import SafeSink
 from .process import RuntimeProcess, exit_reason
 from .runtime_api import RuntimeAPIServer
 
@@ -31,7 +32,7 @@ class ProcessGone(Exception):
 class Sandbox:
     def __init__(self, config: FunctionConfig, log: LogSink) -> None:
         self.config = config
-        self._log = log
+        self._log = SafeSink(log)  # a line that cannot be shown never stops the emulator
         self._pending: deque[Invocation] = deque()
         self._inflight: dict[str, Invocation] = {}
         self._known: OrderedDict[str, Invocation] = OrderedDict()

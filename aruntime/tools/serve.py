@@ -20,6 +20,8 @@ from ..emulator.config import (
     parse_handler,
     resolve_runtime_command,
 )
+from ..emulator.output import echo, report
+from ..logs import settle_stdio
 from ..wire import engine_description
 
 if TYPE_CHECKING:
@@ -132,7 +134,7 @@ async def _serve(emu: Emulator) -> None:
         except (NotImplementedError, RuntimeError):
             pass
     await emu.start()
-    print(banner(emu), flush=True)
+    echo(banner(emu))  # escaped, never raising, whatever stdout is (a code path may be non-ASCII)
     try:
         await stop.wait()
     finally:
@@ -140,7 +142,7 @@ async def _serve(emu: Emulator) -> None:
 
 
 def _warn(message: str) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+    report(f"{PROG}: warning: {message}")
 
 
 def startup_warnings(handler_spec: str, command: list[str] | None) -> list[str]:
@@ -194,6 +196,8 @@ def main(argv: list[str]) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    finally:
+        settle_stdio()  # a stdout gone (`aruntime serve | head`) must not fail the exit
     return 0
 
 
