@@ -18,7 +18,16 @@ import orjson
 from aiohttp import web
 
 from .invocation import Invocation, Outcome, ResponseHead, error_outcome
-from .invoke_api import HTTP_INTEGRATION, MAX_PRELUDE, SANDBOX, SEPARATOR, collect, read_payload
+from .invoke_api import (
+    HTTP_INTEGRATION,
+    MAX_PRELUDE,
+    SANDBOX,
+    SEPARATOR,
+    caller_gone,
+    collect,
+    hung_up,
+    read_payload,
+)
 from .limits import MAX_REQUEST
 from .sandbox import Sandbox
 
@@ -135,20 +144,33 @@ def _bad_gateway() -> web.Response:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     sandbox: Sandbox = request.app[SANDBOX]
-    body, _ = await read_payload(request, MAX_REQUEST)
+    surface = f"the Function URL ({request.method} {request.rel_url.raw_path})"
+    try:
+        body, _ = await read_payload(request, MAX_REQUEST)
+    except ConnectionError:
+        hung_up(sandbox, surface)
+        return web.Response(status=400)  # to nobody: aiohttp drops it quietly
     if body is None:
         return web.Response(status=413, body=b'{"Message":"Request Entity Too Large"}', content_type="application/json")
     inv = Invocation(b"")
     inv.payload = orjson.dumps(build_event(request, body, inv.request_id))
     sandbox.submit(inv)
     try:
-        return await _answer(request, inv, sandbox)
+        response = await _answer(request, inv, sandbox)
     except BadAnswer as e:
         sandbox.log(f"Function URL: bad answer from the function ({e}); replying 502")
-        return _bad_gateway()
-    except (asyncio.CancelledError, ConnectionError):
+        response = _bad_gateway()
+    except ConnectionError:
+        # Before the head (the caller left while the function ran) or mid-stream: one line,
+        # and the function's stream is no longer read. aiohttp drops what is returned quietly.
+        hung_up(sandbox, surface, inv)
+        return web.Response(status=502)
+    except asyncio.CancelledError:
         inv.detach()
         raise
+    if not response.prepared and caller_gone(request):
+        hung_up(sandbox, surface, inv)  # a buffered answer nobody is left to read
+    return response
 
 
 async def _answer(request: web.Request, inv: Invocation, sandbox: Sandbox) -> web.StreamResponse:
@@ -176,21 +198,14 @@ async def _answer(request: web.Request, inv: Invocation, sandbox: Sandbox) -> we
         response.headers["Content-Type"] = first.content_type
     response.headers["X-Amzn-RequestId"] = inv.request_id
     await response.prepare(request)
-    try:
-        if rest:
-            await response.write(rest)
-        while ended is None:
-            item = await inv.next_item()
-            if isinstance(item, bytes):
-                await response.write(item)
-            elif isinstance(item, Outcome):
-                ended = item
-    except ConnectionError:
-        # The caller hung up: no traceback, the function's stream is simply no longer read.
-        # aiohttp's own write_eof on this prepared response fails quietly.
-        inv.detach()
-        sandbox.log("Function URL: the caller closed the connection mid-stream")
-        return response
+    if rest:
+        await response.write(rest)
+    while ended is None:
+        item = await inv.next_item()
+        if isinstance(item, bytes):
+            await response.write(item)
+        elif isinstance(item, Outcome):
+            ended = item
     if not ended.ok:
         # A stream cut short (midstream error, 200 MB limit, timeout, crash) must not look
         # complete: the connection closes without the terminating chunk, after what was sent

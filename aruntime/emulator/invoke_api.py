@@ -34,6 +34,29 @@ def service_error(status: int, error_type: str, message: str) -> web.Response:
     )
 
 
+def caller_gone(request: web.Request) -> bool:
+    """Whether the caller's connection is closed (or closing): an answer can no longer reach it."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def hung_up(sandbox: Sandbox, surface: str, inv: Invocation | None = None) -> None:
+    """Say in one line (never a traceback) that the caller of `surface` went away; `inv` is the
+    invocation it had started, None when it left while still sending its request.
+
+    The invocation goes on: Lambda lets a function whose caller left run, and bills it, until
+    it returns or times out (SPEC §8); its answer is dropped from now on."""
+    if inv is None:
+        sandbox.notice(f"aruntime serve: the caller of {surface} hung up while sending its request; "
+                       "nothing was invoked")
+        return
+    inv.detach()
+    rest = ("the function runs on until it returns or times out, as on Lambda" if inv.state is not State.DONE
+            else "the function had finished; its answer was not delivered")
+    sandbox.notice(f"aruntime serve: the caller of {surface} hung up before the end of the answer "
+                   f"(RequestId: {inv.request_id}); {rest}")
+
+
 async def read_payload(request: web.Request, limit: int) -> tuple[bytes | None, int]:
     """(body, size in bytes): the body when it is at most `limit` bytes, else None.
 
@@ -151,7 +174,11 @@ async def _accept(
 
 
 async def invoke(request: web.Request) -> web.StreamResponse:
-    accepted = await _accept(request, ("RequestResponse", "Event", "DryRun"))
+    try:
+        accepted = await _accept(request, ("RequestResponse", "Event", "DryRun"))
+    except ConnectionError:
+        hung_up(request.app[SANDBOX], "Invoke")
+        return web.Response(status=400)  # to nobody: aiohttp drops it quietly
     if isinstance(accepted, web.Response):
         return accepted
     inv, kind, headers = accepted
@@ -163,6 +190,8 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     except asyncio.CancelledError:
         inv.detach()
         raise
+    if caller_gone(request):
+        hung_up(request.app[SANDBOX], "Invoke", inv)
     if request.headers.get("X-Amz-Log-Type") == "Tail":
         headers["X-Amz-Log-Result"] = await _log_result(inv)
     if not outcome.ok:
@@ -173,7 +202,12 @@ async def invoke(request: web.Request) -> web.StreamResponse:
 
 
 async def invoke_stream(request: web.Request) -> web.StreamResponse:
-    accepted = await _accept(request, ("RequestResponse", "DryRun"))
+    surface = "InvokeWithResponseStream"
+    try:
+        accepted = await _accept(request, ("RequestResponse", "DryRun"))
+    except ConnectionError:
+        hung_up(request.app[SANDBOX], surface)
+        return web.Response(status=400)  # to nobody: aiohttp drops it quietly
     if isinstance(accepted, web.Response):
         return accepted
     inv, _, headers = accepted
@@ -208,7 +242,9 @@ async def invoke_stream(request: web.Request) -> web.StreamResponse:
             details = (item.error_body or b"").decode(errors="replace")
             await response.write(eventstream.invoke_complete(item.error_type, details, log))
         await response.write_eof()
-    except (asyncio.CancelledError, ConnectionError):
+    except ConnectionError:
+        hung_up(request.app[SANDBOX], surface, inv)
+    except asyncio.CancelledError:
         inv.detach()
         raise
     return response

@@ -136,7 +136,7 @@ async def test_function_runs_on_after_the_caller_hangs_up(app: str) -> None:
                     assert await r.content.readexactly(6) == b"first;"
 
         await asyncio.wait_for(hang_up_after_first_bytes(), LIMIT)
-        await emu.logs.wait_for("the caller closed the connection mid-stream")
+        await emu.logs.wait_for("the caller of the Function URL (GET /) hung up before the end of the answer")
         finished = await emu.logs.wait_for("SLOW HANDLER FINISHED")
         report = await emu.logs.wait_for("REPORT RequestId")
         assert "Status:" not in report  # ended normally, not cancelled, timed out or failed
@@ -153,6 +153,7 @@ async def test_function_runs_on_after_the_caller_hangs_up(app: str) -> None:
                     await r.content.read(10)
 
         await asyncio.wait_for(leave_stream_invoke(), LIMIT)
+        await emu.logs.wait_for("the caller of InvokeWithResponseStream hung up before the end of the answer")
         await emu.logs.wait_for("SLOW HANDLER FINISHED")
         assert "Status:" not in await emu.logs.wait_for("REPORT RequestId")
         _, messages = await stream_invoke(emu, {"rawQueryString": "case=ok"})
