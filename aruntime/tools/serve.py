@@ -19,6 +19,7 @@ from ..emulator.config import (
     missing_module,
     parse_handler,
     resolve_runtime_command,
+    runs_aruntime,
 )
 from ..emulator.output import echo, report
 from ..logs import settle_stdio
@@ -114,13 +115,17 @@ def banner(emu: Emulator) -> str:
     config = emu.config
     name = config.function_name
     reload = "; reloads on .py changes" if emu.reload else ""
+    engine = ""
+    if runs_aruntime(config.runtime_command):
+        # The runtime's environment is built from scratch (process.runtime_env): only an
+        # `--env ARUNTIME_HTTP` reaches it, never this shell's variable.
+        engine = f" (wire engine {engine_description({'ARUNTIME_HTTP': config.env.get('ARUNTIME_HTTP', '')})})"
     return (
         f"aruntime: function {name!r} (handler {config.handler}, code in {config.task_root})\n"
         f"  Function URL:  {emu.url}/\n"
         f"  Invoke:        POST {emu.url}/2015-03-31/functions/{name}/invocations\n"
         f"  Stream invoke: POST {emu.url}/2021-11-15/functions/{name}/response-streaming-invocations\n"
-        f"  runtime: {shlex.join(config.runtime_command)} (wire engine {engine_description(config.env)}); "
-        f"timeout {config.timeout:g} s; "
+        f"  runtime: {shlex.join(config.runtime_command)}{engine}; timeout {config.timeout:g} s; "
         f"memory {config.memory} MB{reload}. Ctrl-C stops."
     )
 

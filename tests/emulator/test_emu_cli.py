@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from aruntime import __version__
 from aruntime.emulator import Emulator
@@ -111,7 +112,10 @@ async def test_a_bare_python_in_the_runtime_command_is_the_serving_interpreter(t
         assert code == 0, output
         assert result["echo"] == {"cli": True}, output
         assert "WRONG PYTHON" not in output
-        assert f"runtime: {shlex.join([sys.executable, *command.split()[1:]])} (wire engine " in output
+        runtime = shlex.join([sys.executable, *command.split()[1:]])
+        # The wire engine is aruntime's: shown for it only.
+        shown = " (wire engine " if command.endswith("aruntime") else "; timeout "
+        assert f"runtime: {runtime}{shown}" in output
     emu = Emulator(f"{ROOT}/examples/echo.py:handler", runtime_command=["python3", "-m", "awslambdaric"])
     assert emu.config.runtime_command == [sys.executable, "-m", "awslambdaric"]
 
@@ -232,3 +236,18 @@ def test_banner_does_not_show_the_runtime_api() -> None:
     text = banner(emu)
     assert "reloads on .py changes" in text
     assert "2018-06-01" not in text and "9001" not in text
+
+
+def test_the_banner_names_a_wire_engine_only_for_aruntime(monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = f"{ROOT}/examples/echo.py:handler"
+    for command in (["python", "-m", "awslambdaric"], [sys.executable, "-m", "awslambdaric"], ["./bootstrap"]):
+        text = banner(Emulator(handler, port=0, runtime_command=command))
+        assert "wire engine" not in text, text
+        assert f"  runtime: {shlex.join(resolve_runtime_command(command))}; timeout 30 s;" in text
+    for command in (None, ["python3", "-m", "aruntime"], ["/opt/bin/aruntime"]):
+        assert " (wire engine " in banner(Emulator(handler, port=0, runtime_command=command))
+    # The engine the runtime will use: this shell's ARUNTIME_HTTP never reaches it (its
+    # environment is built from scratch), an --env one does.
+    monkeypatch.setenv("ARUNTIME_HTTP", "bogus")
+    assert "(wire engine none:" not in banner(Emulator(handler, port=0))
+    assert "(wire engine h11)" in banner(Emulator(handler, port=0, env={"ARUNTIME_HTTP": "h11"}))
