@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .invocation import Invocation, Outcome, ResponseHead, error_outcome
+from .invocation import Invocation, Outcome, ResponseHead, error_outcome, trace_header
 from .invoke_api import (
     HTTP_INTEGRATION,
     MAX_PRELUDE,
@@ -44,7 +44,10 @@ def _is_text(content_type: str) -> bool:
     return ct.startswith("text/") or ct in _TEXT_TYPES or ct.endswith(("+json", "+xml"))
 
 
-def build_event(request: web.Request, body: bytes, request_id: str) -> dict[str, Any]:
+def build_event(request: web.Request, body: bytes, request_id: str, trace_id: str) -> dict[str, Any]:
+    """The payload format 2.0 event of `request` (SPEC §9); `trace_id` is the invocation's
+    `Lambda-Runtime-Trace-Id`, whose Root the event's `x-amzn-trace-id` header carries when the
+    caller sent none."""
     headers: dict[str, str] = {}
     for key, value in request.headers.items():
         key = key.lower()
@@ -55,7 +58,7 @@ def build_event(request: web.Request, body: bytes, request_id: str) -> dict[str,
     headers.setdefault("x-forwarded-for", peer)
     headers.setdefault("x-forwarded-proto", request.scheme)
     headers.setdefault("x-forwarded-port", str(sockname[1]) if sockname else "80")
-    headers.setdefault("x-amzn-trace-id", f"Root=1-{int(time.time()):08x}-{hashlib.md5(request_id.encode()).hexdigest()[:24]}")
+    headers.setdefault("x-amzn-trace-id", trace_id.split(";", 1)[0])
     query: dict[str, str] = {}
     for key, value in request.query.items():
         query[key] = f"{query[key]},{value}" if key in query else value
@@ -152,8 +155,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return web.Response(status=400)  # to nobody: aiohttp drops it quietly
     if body is None:
         return web.Response(status=413, body=b'{"Message":"Request Entity Too Large"}', content_type="application/json")
-    inv = Invocation(b"")
-    inv.payload = orjson.dumps(build_event(request, body, inv.request_id))
+    inv = Invocation(b"", trace_id=trace_header(request.headers.get("X-Amzn-Trace-Id")))
+    inv.payload = orjson.dumps(build_event(request, body, inv.request_id, inv.trace_id))
     sandbox.submit(inv)
     try:
         response = await _answer(request, inv, sandbox)

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from . import eventstream
 from .config import ACCOUNT_ID
-from .invocation import Invocation, Outcome, ResponseHead, State, error_outcome
+from .invocation import Invocation, Outcome, ResponseHead, State, error_outcome, trace_header
 from .limits import MAX_BUFFERED, MAX_EVENT_REQUEST, MAX_REQUEST
 from .sandbox import Sandbox
 
@@ -126,7 +126,8 @@ async def _prepare(request: web.Request, kind: str) -> Invocation | web.Response
             return service_error(
                 400, "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object."
             )
-    return Invocation(payload, client_context=client_context)
+    return Invocation(payload, client_context=client_context,
+                      trace_id=trace_header(request.headers.get("X-Amzn-Trace-Id")))
 
 
 async def _log_result(inv: Invocation) -> str:
