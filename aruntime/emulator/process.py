@@ -15,6 +15,9 @@ from .config import FunctionConfig, default_runtime_command
 from .output import report
 
 LogSink = Callable[[str], None]
+# Lambda's Shutdown phase: SIGTERM to the runtime, SIGKILL to what has not exited when the
+# phase's 2,000 ms are up ("Lambda execution environment lifecycle", Shutdown phase).
+SHUTDOWN_GRACE = 2.0
 
 
 # Taken from the caller's environment: what starting the interpreter needs (PATH resolves a bare
@@ -85,7 +88,7 @@ class RuntimeProcess:
         self.init_done_at: float | None = None  # first /next
         self.init_reported = False
         self.init_failed = False
-        self.killed = False
+        self.killed = False  # ended by the emulator (timeout, shutdown, reload), not by itself
         self._peak_mb = 0
         self._pumps: list[asyncio.Task[None]] = []
         self._reported: set[str] = set()
@@ -153,11 +156,27 @@ class RuntimeProcess:
         return code
 
     def kill(self) -> None:
-        self.killed = True
+        """SIGKILL to its process group, at once (a timeout, a failed init)."""
+        self._signal(signal.SIGKILL)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """End it as Lambda ends an execution environment: SIGTERM to its process group (the
+        runtime's shutdown hooks run), then SIGKILL if it has not exited after `grace` s
+        (default SHUTDOWN_GRACE)."""
+        self._signal(signal.SIGTERM)
         if self.proc is None or self.proc.returncode is not None:
             return
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            await asyncio.wait_for(asyncio.shield(self.proc.wait()), SHUTDOWN_GRACE if grace is None else grace)
+        except asyncio.TimeoutError:
+            self.kill()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        self.killed = True  # ended on purpose: not a crash, and no longer given invocations
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
 
