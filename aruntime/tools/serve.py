@@ -24,12 +24,12 @@ from ..emulator.config import (
 from ..emulator.output import echo, report
 from ..logs import settle_stdio
 from ..wire import engine_description
+from .hints import install_hint
 
 if TYPE_CHECKING:
     from ..emulator.server import Emulator
 
 PROG = "aruntime serve"
-INSTALL_EMULATOR = "pip install 'aruntime[emulator]'"
 # Lambda's own bounds for a function's configuration.
 MAX_TIMEOUT_S = 900
 MEMORY_MB = (128, 10240)
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f'runtime to start (default "{shlex.join(default_runtime_command())}"); the handler is '
              'appended. A bare python/python3 is this interpreter: "python -m awslambdaric" runs the '
-             "reference client (pip install 'aruntime[reference]')")
+             "reference client (the `reference` extra)")
     parser.add_argument("--env", type=_env_pair, action="append", default=[], metavar="KEY=VALUE",
                         help="set a variable in the function's environment (repeatable), "
                              "e.g. --env AWS_LAMBDA_MAX_CONCURRENCY=4")
@@ -159,7 +159,7 @@ def startup_warnings(handler_spec: str, command: list[str] | None) -> list[str]:
         warnings.append(f"{problem}: the first invocation will fail with Runtime.ImportModuleError "
                         f"(the handler is {handler_spec!r})")
     if command and (module := missing_module(command)) is not None:
-        extra = " (pip install 'aruntime[reference]')" if module == "awslambdaric" else ""
+        extra = f" ({install_hint('reference')})" if module == "awslambdaric" else ""
         warnings.append(f"{module} is not installed for {command[0]}{extra}: the runtime cannot start")
     return warnings
 
@@ -176,7 +176,7 @@ def main(argv: list[str]) -> int:
     except ModuleNotFoundError as e:
         if (e.name or "").startswith("aruntime"):
             raise
-        print(f"{PROG}: the local Lambda needs {e.name}, from the emulator extra: {INSTALL_EMULATOR}",
+        print(f"{PROG}: the local Lambda needs {e.name}, from the emulator extra: {install_hint('emulator')}",
               file=sys.stderr)
         return 2
     emu = Emulator(

@@ -8,18 +8,26 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
 from aruntime import __version__
 from aruntime.emulator import Emulator
 from aruntime.emulator.config import parse_handler, resolve_runtime_command
+from aruntime.tools.hints import install_hint
 from aruntime.tools.serve import banner, build_parser, main, startup_warnings
 
 from .helpers import INVOKE, LIMIT, RIC, ROOT
@@ -149,8 +157,60 @@ def test_serve_without_the_emulator_extra(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=cli_env(tmp_path),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert proc.stderr == ("aruntime serve: the local Lambda needs aiohttp, from the emulator extra: "
-                           "pip install 'aruntime[emulator]'\n")
+    # Run from this checkout: the hint is the command that installs the extra for it, today.
+    hint = f"{shlex.quote(sys.executable)} -m pip install -e {shlex.quote(f'{ROOT}[emulator]')}"
+    assert proc.stderr == f"aruntime serve: the local Lambda needs aiohttp, from the emulator extra: {hint}\n"
+
+
+def test_install_hints_are_true_today(tmp_path: Path) -> None:
+    """aruntime is not on PyPI: a hint naming only `aruntime[extra]` would fail as given."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert install_hint("reference") == (
+        f"{shlex.quote(sys.executable)} -m pip install -e {shlex.quote(f'{ROOT}[reference]')}")
+    # An aruntime that is not a checkout (a copy in site-packages): the published name, and
+    # the command that works today beside it, on one line.
+    shutil.copytree(ROOT / "aruntime", tmp_path / "site" / "aruntime",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    code = "from aruntime.tools.hints import install_hint as h; print(h('emulator')); print(h('fast'))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True,
+                          env=cli_env(tmp_path, PYTHONPATH=str(tmp_path / "site")), timeout=60)
+    assert proc.stdout.splitlines() == [
+        f"pip install 'aruntime[{extra}]' once published (not on PyPI yet: from a checkout of aruntime, "
+        f"pip install -e '.[{extra}]')"
+        for extra in ("emulator", "fast")], proc.stderr
+    for extra in ("emulator", "reference", "fast", "otel", "boto3"):
+        assert extra in extras
+    # Each place a tool prints a hint uses it: --reload without watchfiles, a reference
+    # runtime this interpreter lacks (awslambdaric made unimportable), a layer-only copy.
+    code = ("import sys; sys.modules['watchfiles'] = None; sys.modules['awslambdaric'] = None\n"
+            "from aruntime.emulator.reload import check_available, ReloadUnavailable\n"
+            "from aruntime.tools.serve import startup_warnings\n"
+            "try: check_available()\nexcept ReloadUnavailable as e: print(e)\n"
+            f"print(startup_warnings({str(ROOT / 'examples/echo.py')!r} + ':handler', "
+            "[sys.executable, '-m', 'awslambdaric'])[0])")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True,
+                          env=cli_env(tmp_path), timeout=60)
+    assert proc.stdout.splitlines() == [
+        f"--reload needs watchfiles, from the emulator extra: {install_hint('emulator')}",
+        f"awslambdaric is not installed for {sys.executable} ({install_hint('reference')}): "
+        "the runtime cannot start"], proc.stderr
+    layer_copy = tmp_path / "layer"
+    shutil.copytree(ROOT / "aruntime", layer_copy / "aruntime",
+                    ignore=shutil.ignore_patterns("__pycache__", "tools"))
+    # -S, site-packages on PYTHONPATH: its packages (orjson) without its .pth files, whose
+    # editable-install finder would supply this checkout's tools to the copy.
+    path = os.pathsep.join([str(layer_copy), sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+    proc = subprocess.run([sys.executable, "-S", "-m", "aruntime", "serve", "app.handler"], cwd=str(tmp_path),
+                          capture_output=True, text=True, env=cli_env(tmp_path, PYTHONPATH=path), timeout=60)
+    assert (proc.returncode, proc.stderr) == (2, (
+        "aruntime: this copy holds the runtime only (as a Lambda layer does): install the package "
+        "for the command-line tools (not on PyPI yet: from a checkout of aruntime, pip install -e .)\n"))
+    # The other hints in the tools say the same thing: none names only the unpublished package.
+    for path in (ROOT / "aruntime").rglob("*.py"):
+        text = path.read_text()
+        for m in re.finditer(r"pip install '?aruntime\b", text):
+            line = text[text.rfind("\n", 0, m.start()) + 1:text.find("\n", m.end())]
+            assert "not on PyPI" in line or "from a checkout" in line or path.name == "wire.py", (path, line)
 
 
 def test_aruntime_outside_lambda(tmp_path: Path) -> None:
