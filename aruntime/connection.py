@@ -266,7 +266,7 @@ class RuntimeClient:
         raise RuntimeAPIUnavailable(f"Runtime API {head.target.decode()}: {error}")
 
     async def next(self) -> Invocation:
-        """`GET /next`: the next invocation (any 2xx answer carries one, SPEC §8)."""
+        """`GET /next`: the next invocation (any 2xx answer carries one, docs/SPEC.md §8)."""
         status, headers, body = await self.exchange(self._next)
         if not protocol.is_success(status):
             raise RuntimeAPIError(self._next.target.decode(), status, body)

@@ -1,6 +1,6 @@
 """Log formats and sinks: text and JSON records, telemetry-fd frames, error lines.
 
-Byte formats follow the reference client (SPEC §4). The request id and tenant id of a record
+Byte formats follow the reference client (docs/SPEC.md §4). The request id and tenant id of a record
 are those of the invocation the logging code works for (`invocation.py`).
 
 Writing a log line never raises: whatever stdout has become (another encoding, closed, None, a

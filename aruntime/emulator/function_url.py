@@ -45,7 +45,7 @@ def _is_text(content_type: str) -> bool:
 
 
 def build_event(request: web.Request, body: bytes, request_id: str, trace_id: str) -> dict[str, Any]:
-    """The payload format 2.0 event of `request` (SPEC §9); `trace_id` is the invocation's
+    """The payload format 2.0 event of `request` (docs/SPEC.md §9); `trace_id` is the invocation's
     `Lambda-Runtime-Trace-Id`, whose Root the event's `x-amzn-trace-id` header carries when the
     caller sent none."""
     headers: dict[str, str] = {}

@@ -18,7 +18,7 @@ from .sandbox import Sandbox
 SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox", Sandbox)
 _TOO_LARGE = f"Response payload size exceeded maximum allowed payload size ({MAX_BUFFERED} bytes)."
 LOG_TAIL = 4096  # X-Amz-Log-Type: Tail returns the last 4 KB of the invocation's log
-# A Function URL / API Gateway style streamed answer: JSON prelude, 8 NULs, body (SPEC §3).
+# A Function URL / API Gateway style streamed answer: JSON prelude, 8 NULs, body (docs/SPEC.md §3).
 HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
 SEPARATOR = b"\x00" * 8
 MAX_PRELUDE = 16 * 1024
@@ -45,7 +45,7 @@ def hung_up(sandbox: Sandbox, surface: str, inv: Invocation | None = None) -> No
     invocation it had started, None when it left while still sending its request.
 
     The invocation goes on: Lambda lets a function whose caller left run, and bills it, until
-    it returns or times out (SPEC §8); its answer is dropped from now on."""
+    it returns or times out (docs/SPEC.md §8); its answer is dropped from now on."""
     if inv is None:
         sandbox.notice(f"aruntime serve: the caller of {surface} hung up while sending its request; "
                        "nothing was invoked")
@@ -74,7 +74,7 @@ async def read_payload(request: web.Request, limit: int) -> tuple[bytes | None, 
 
 
 def too_large(size: int, kind: str, limit: int) -> web.Response:
-    """Lambda's answer to an Invoke payload over its limit (SPEC §8)."""
+    """Lambda's answer to an Invoke payload over its limit (docs/SPEC.md §8)."""
     return service_error(
         413, "RequestEntityTooLargeException",
         f"{size} byte payload is too large for the {kind} invocation type (limit {limit} bytes)")

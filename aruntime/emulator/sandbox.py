@@ -61,7 +61,7 @@ class Sandbox:
 
     def log(self, line: str) -> None:
         # The runtime joins the lines of an error record with \r (one CloudWatch event each,
-        # SPEC §4); in a terminal they would overwrite each other, so the echo splits them.
+        # docs/SPEC.md §4); in a terminal they would overwrite each other, so the echo splits them.
         # LogResult keeps the record as the runtime wrote it.
         for part in line.split("\r"):
             self._log(part)

@@ -128,7 +128,7 @@ async def test_stream_stops_at_the_200_mb_limit(app: str) -> None:
 
 async def test_function_runs_on_after_the_caller_hangs_up(app: str) -> None:
     """The service lets the function run (and bills it) until it returns or times out when the
-    caller of a Function URL or of InvokeWithResponseStream leaves (SPEC §8)."""
+    caller of a Function URL or of InvokeWithResponseStream leaves (docs/SPEC.md §8)."""
     async with emulator(app, runtime_command=default_runtime_command(), timeout=10) as emu:
         async def hang_up_after_first_bytes() -> None:
             async with aiohttp.ClientSession() as session:

@@ -1,7 +1,7 @@
 """A caller hanging up is one line in `aruntime serve`'s output, never a traceback (issue #11,
 polish B), on every surface: Invoke, InvokeWithResponseStream, the Function URL; before the
 answer's head, mid-stream, after a buffered answer is ready, and while the request is still
-being sent. The function runs on, as on Lambda (SPEC §8)."""
+being sent. The function runs on, as on Lambda (docs/SPEC.md §8)."""
 
 from __future__ import annotations
 
