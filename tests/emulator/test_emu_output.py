@@ -10,6 +10,7 @@ function blocked on a full pipe until its timeout), and the invocation is answer
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 from pathlib import Path
@@ -117,3 +118,49 @@ async def _until(predicate) -> None:  # type: ignore[no-untyped-def]
     while not predicate():
         await asyncio.sleep(0.02)
 
+
+
+async def test_what_serve_prints_and_where(tmp_path: Path) -> None:
+    """README's "What it prints, and where": on stdout the banner, START, the function's stdout
+    and stderr lines in order, each `\\r` a new line, END, REPORT; stderr empty; LogResult keeps
+    the `\\r` as the runtime wrote it. A warning at start goes to stderr, not stdout."""
+    (tmp_path / "app.py").write_text(
+        "import sys\n"
+        "def handler(event, context):\n"
+        "    print('progress 10%\\rprogress 100%', flush=True)\n"
+        "    print('to stderr \\u00e9', file=sys.stderr, flush=True)\n"
+        "    print('to stdout again', flush=True)\n"
+        "    raise ValueError('bad')\n")
+    async with served("app.py:handler", cwd=tmp_path, env=serve_env(tmp_path)) as serve:
+        async def call() -> tuple[dict[str, str], bytes]:
+            async with aiohttp.ClientSession() as session:
+                async with session.post(serve.url + INVOKE, data=b"{}",
+                                        headers={"X-Amz-Log-Type": "Tail"}) as r:
+                    return dict(r.headers), await r.read()
+
+        headers, body = await asyncio.wait_for(call(), LIMIT)
+        assert json.loads(body)["errorType"] == "ValueError"
+        await serve.wait_for("REPORT RequestId: ", stream="out")
+    out = serve.out
+    assert out[0].startswith("aruntime: function 'app' (handler app.handler, code in ")
+    assert out[1].startswith("  Function URL:  http://127.0.0.1:")
+    start = next(i for i, line in enumerate(out) if line.startswith("START RequestId: "))
+    end = next(i for i, line in enumerate(out) if line.startswith("END RequestId: "))
+    # Each stream in its order; the two pipes' lines may interleave either way.
+    between = out[start + 1:end]
+    assert [line for line in between if line != "to stderr \u00e9"][:5] == [
+        "progress 10%", "progress 100%", "to stdout again", "[ERROR] ValueError: bad",
+        "Traceback (most recent call last):"]
+    assert between.count("to stderr \u00e9") == 1
+    assert out[end + 1].startswith("REPORT RequestId: ") and not any("\r" in line for line in out)
+    assert serve.err == []
+    tail = base64.b64decode(headers["X-Amz-Log-Result"]).decode()
+    assert "\nprogress 10%\rprogress 100%\n" in tail
+    assert "\n[ERROR] ValueError: bad\rTraceback (most recent call last):\r" in tail
+    # A warning at start: on stderr only.
+    async with served("missing.py:handler", cwd=tmp_path, env=serve_env(tmp_path)) as serve:
+        pass
+    assert [line for line in serve.err if "warning" in line] == [
+        f"aruntime serve: warning: no missing.py (nor package missing/) in {tmp_path}: the first "
+        "invocation will fail with Runtime.ImportModuleError (the handler is 'missing.py:handler')"]
+    assert not [line for line in serve.out if "warning" in line]
