@@ -55,6 +55,11 @@ class Outcome:
             return (self.error_body or b"").decode(errors="replace")
 
 
+# The error of an invocation the service itself failed (serve stopping before it ran): an
+# Invoke caller gets it as the service's HTTP 500, not as a function error.
+SERVICE_EXCEPTION = "ServiceException"
+
+
 def error_outcome(error_type: str, message: str) -> Outcome:
     return Outcome(error_type, orjson.dumps({"errorMessage": message, "errorType": error_type}))
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from . import eventstream
 from .config import ACCOUNT_ID
-from .invocation import Invocation, Outcome, ResponseHead, State, error_outcome, trace_header
+from .invocation import SERVICE_EXCEPTION, Invocation, Outcome, ResponseHead, State, error_outcome, trace_header
 from .limits import MAX_BUFFERED, MAX_EVENT_REQUEST, MAX_REQUEST
 from .sandbox import Sandbox
 
@@ -25,9 +25,10 @@ MAX_PRELUDE = 16 * 1024
 _READ_CHUNK = 1 << 16
 
 
-def service_error(status: int, error_type: str, message: str) -> web.Response:
-    # rest-json errors: botocore reads the code from X-Amzn-ErrorType.
-    body = orjson.dumps({"Type": "User", "message": message, "Message": message})
+def service_error(status: int, error_type: str, message: str, fault: str = "User") -> web.Response:
+    # rest-json errors: botocore reads the code from X-Amzn-ErrorType; `fault` is the body's
+    # Type, "User" (the request) or "Service" (Lambda's own, as ServiceException is).
+    body = orjson.dumps({"Type": fault, "message": message, "Message": message})
     return web.Response(
         status=status, body=body, content_type="application/json",
         headers={"X-Amzn-ErrorType": error_type},
@@ -195,6 +196,10 @@ async def invoke(request: web.Request) -> web.StreamResponse:
         hung_up(request.app[SANDBOX], "Invoke", inv)
     if request.headers.get("X-Amz-Log-Type") == "Tail":
         headers["X-Amz-Log-Result"] = await _log_result(inv)
+    if outcome.error_type == SERVICE_EXCEPTION and head is None and not body:
+        # Never run (queued when serve stopped): the service's error, HTTP 500, as boto3 reads
+        # it (botocore raises ServiceException), not a function error.
+        return service_error(500, SERVICE_EXCEPTION, outcome.error_message, fault="Service")
     if not outcome.ok:
         headers["X-Amz-Function-Error"] = "Unhandled"
         return web.Response(body=outcome.error_body, headers=headers, content_type="application/json")

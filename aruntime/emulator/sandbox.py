@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .config import FunctionConfig
-from .invocation import Invocation, Outcome, State, error_outcome
+from .invocation import SERVICE_EXCEPTION, Invocation, Outcome, State, error_outcome
 from .output import SafeSink
 from . import process
 from .process import RuntimeProcess, exit_reason
@@ -53,7 +53,7 @@ class Sandbox:
     # -- invoke side ------------------------------------------------------------------
     def submit(self, inv: Invocation) -> None:
         if self._closed:
-            inv.finish(error_outcome("ServiceException", "the emulator is shutting down"))
+            inv.finish(error_outcome(SERVICE_EXCEPTION, "the emulator is shutting down"))
             return
         self._pending.append(inv)
         self._kick()
@@ -344,7 +344,7 @@ class Sandbox:
         self._timers.clear()
         self._flush_reports()
         while self._pending:
-            self._pending.popleft().finish(error_outcome("ServiceException", "the emulator stopped"))
+            self._pending.popleft().finish(error_outcome(SERVICE_EXCEPTION, "the emulator stopped"))
         if self._starting:
             await asyncio.wait({self._starting}, timeout=5)
         procs = [proc for proc in (self._proc, *self._draining) if proc is not None]
@@ -361,7 +361,7 @@ class Sandbox:
             if not done:
                 break
         for inv in list(self._inflight.values()):
-            self.complete(inv, error_outcome("ServiceException", "the emulator stopped"))
+            self.complete(inv, error_outcome(SERVICE_EXCEPTION, "the emulator stopped"))
         self._flush_reports()  # END/REPORT now: the loop may not run for their short delay
         for api in {*self._retired, *([self._api] if self._api else [])}:
             await api.close()

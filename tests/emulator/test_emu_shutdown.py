@@ -72,10 +72,20 @@ async def test_ctrl_c_with_invocations_in_flight(tmp_path: Path) -> None:
                     await asyncio.sleep(0.02)
 
             await asyncio.wait_for(both_started(), LIMIT)
+            queued = asyncio.ensure_future(asyncio.wait_for(invoke(), LIMIT))  # no room: it waits
+
+            async def url_status() -> int:
+                async with session.get(serve.url + "/") as r:
+                    await r.read()
+                    return r.status
+
+            queued_url = asyncio.ensure_future(asyncio.wait_for(url_status(), LIMIT))
             await asyncio.sleep(0.3)  # a few chunks out
             code = await serve.stop()
             body, cut = await streamed
             status, headers, answer = await buffered
+            never_ran = await queued
+            never_ran_url = await queued_url
     assert code == 0
     out = serve.out
     # The runtime got SIGTERM (its hook ran), not SIGKILL.
@@ -98,6 +108,13 @@ async def test_ctrl_c_with_invocations_in_flight(tmp_path: Path) -> None:
     error = json.loads(answer)
     assert error["errorType"] == "Runtime.ExitError"
     assert "aruntime serve shut down during the invocation" in error["errorMessage"]
+    # The one still queued never ran: the service's own error (botocore: ServiceException).
+    assert never_ran[0] == 500 and never_ran[1]["X-Amzn-ErrorType"] == "ServiceException", never_ran
+    assert "X-Amz-Function-Error" not in never_ran[1]
+    assert json.loads(never_ran[2]) == {"Type": "Service", "message": "the emulator stopped",
+                                        "Message": "the emulator stopped"}
+    assert never_ran_url == 502
+    assert len(ids) == 2
     assert not [line for line in out + serve.err if "Traceback" in line or "Task exception" in line]
 
 
