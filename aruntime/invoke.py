@@ -162,7 +162,8 @@ class Invoker:
             chunk: Any  # any item; `write` refuses what it cannot send, in the handler's name
             try:
                 async for chunk in gen:
-                    await stream.write(chunk)
+                    if not stream._write_now(chunk):
+                        await stream.write(chunk)
             finally:
                 await gen.aclose()
             return None
@@ -174,7 +175,8 @@ class Invoker:
                         item = next(gen)
                     except StopIteration as stop:
                         return stop.value
-                    await stream.write(item)
+                    if not stream._write_now(item):
+                        await stream.write(item)
             finally:
                 gen.close()
         return await self._drain_in_threads(gen, stream, self.executor)
@@ -353,20 +355,18 @@ class _StreamSink:
         if self.task is not None:
             self.task.cancel()
 
-    async def open(self, content_type: str) -> None:
+    async def open(self, content_type: str, first: bytes = b"") -> None:
         try:
-            self.request = await self.client.open_stream(self.inv, content_type.encode())
+            self.request = await self.client.open_stream(self.inv, content_type.encode(), first)
         except ConnectionError as e:
             raise StreamDisconnectedError("the Runtime API closed the connection") from e
         self.request.conn.on_lost = self._lost
+        self._checked = monotonic()  # open_stream has just asked the kernel
 
-    async def send(self, data: bytes) -> None:
-        request = self.request
-        assert request is not None
-        conn = request.conn
+    def _check(self, conn: Any) -> None:
         # A write that never yields to the loop (a sync generator, or any producer that blocks
         # between writes) would never see connection_lost: ask at the write itself.
-        gone = self.disconnected or conn.transport.is_closing()  # type: ignore[union-attr]
+        gone = self.disconnected or conn.transport.is_closing()
         now = monotonic()
         if not gone and now - self._checked >= HANGUP_CHECK_S:
             self._checked = now
@@ -374,11 +374,24 @@ class _StreamSink:
         if gone:
             self.disconnected = True
             raise StreamDisconnectedError("the Runtime API closed the response stream")
+
+    async def send(self, data: bytes) -> None:
+        request = self.request
+        assert request is not None
+        self._check(request.conn)
         try:
             await request.send(data)
         except ConnectionError as e:
             self.disconnected = True
             raise StreamDisconnectedError("the Runtime API closed the response stream") from e
+
+    def send_now(self, data: bytes) -> bool:
+        """`send` without a coroutine when the network keeps up: True if `data` went out;
+        False (nothing sent) while the socket's buffer is full."""
+        request = self.request
+        assert request is not None
+        self._check(request.conn)
+        return request.send_now(data)
 
     async def finish(self, content_type: str) -> None:
         if self.request is None:

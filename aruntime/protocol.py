@@ -178,6 +178,14 @@ def get_request(host: bytes, target: str) -> RequestHead:
     return RequestHead(b"GET", target.encode(), _base_headers(host))
 
 
+def probe_request(host: bytes) -> RequestHead:
+    """`OPTIONS *` (RFC 9110 §9.3.7: a question to the server itself, touching no resource),
+    sent behind a `/next` to learn whether the server answers pipelined requests: Go's net/http
+    (Lambda's Runtime API and its emulator) answers it 200 without reaching any handler; any
+    answer, whatever its status, shows the server read a request sent behind another."""
+    return RequestHead(b"OPTIONS", b"*", _base_headers(host))
+
+
 def _post(host: bytes, target: str, headers: list[tuple[bytes, bytes]]) -> RequestHead:
     return RequestHead(b"POST", target.encode(), _base_headers(host) + headers)
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import os
-from typing import Any, Coroutine
+import types
+from typing import Any, Callable, Coroutine, Generator
 
-from . import errors, invocation, lifecycle, protocol
+from . import errors, invocation, lifecycle, loops, protocol
 from .connection import RuntimeClient
 from .errors import RuntimeAPIError, RuntimeAPIUnavailable
 from .invoke import Invoker
@@ -22,13 +24,23 @@ from .loader import Kind, kind_of, load
 from .logs import UNHANDLED_WARNING, Logs, settle_stdio, write_stderr
 from .marshal import dumps
 from .protocol import Invocation
+from .wire import engine_name
 
 
 def main(handler_spec: str | None) -> int:
     """Run the runtime; returns the process exit status."""
     concurrency = max_concurrency(os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY"))
+    try:
+        try:
+            engine: str | None = engine_name(os.environ.get("ARUNTIME_HTTP"))
+        except ValueError:
+            engine = None  # RuntimeClient says why, below
+        kind_of_loop = loops.loop_name(os.environ.get("ARUNTIME_LOOP"), concurrency, engine)
+    except ValueError as e:
+        write_stderr(f"aruntime: {e}\n")
+        return 1
     # Created before logging is set up: its "Using selector" debug record is not the function's.
-    loop = asyncio.new_event_loop()
+    loop = loops.new_loop(kind_of_loop)
     # Lambda Managed Instances accept only JSON logs (docs/SPEC.md §5).
     logs = Logs(force_json=concurrency > 1)
     logs.install()
@@ -62,6 +74,9 @@ def main(handler_spec: str | None) -> int:
             if failed is not None:
                 return failed
         clients = [client] + [RuntimeClient(address) for _ in range(concurrency - 1)]
+        for c in clients:  # each poller posts, then asks for the next invocation
+            c.pipeline = True
+            c.loop = loop
         lifecycle.install_sigterm(loop, clients)
         if concurrency > 1:
             invocation.per_task()
@@ -117,27 +132,114 @@ def _init_failed(loop: asyncio.AbstractEventLoop, client: RuntimeClient, logs: L
     return 1
 
 
-async def _then_next(answer: Coroutine[Any, Any, None], client: RuntimeClient) -> Invocation:
-    # One loop run per invocation: answer, then wait for the next event.
-    await answer
+async def _then_next(answer: Coroutine[Any, Any, None] | None, client: RuntimeClient,
+                     loop: asyncio.AbstractEventLoop) -> Invocation:
+    # One loop run per invocation: answer, then wait for the next event (the answer and the
+    # `GET /next` leave in one write: see connection.py). The loop is stopped from here, in
+    # the step that finishes, rather than by a done-callback one loop iteration later.
+    try:
+        if answer is not None:
+            await answer
+        return await client.next()
+    finally:
+        loop.stop()
+
+
+def _runner(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, Invocation]], Invocation]:
+    """`loop.run_until_complete` for coroutines that stop the loop themselves (`_then_next`)."""
+
+    def run(coro: Coroutine[Any, Any, Invocation]) -> Invocation:
+        task = loop.create_task(coro)
+        loop.run_forever()
+        if not task.done():  # stopped by someone else: SIGTERM's shutdown (see main)
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return task.result()
+
+    return run
+
+
+async def _answer_then_next(answer: Coroutine[Any, Any, None] | None,
+                            client: RuntimeClient) -> Invocation:
+    if answer is not None:
+        await answer
     return await client.next()
 
 
+def _drive(loop: asyncio.AbstractEventLoop, client: RuntimeClient,
+           run: Callable[[Coroutine[Any, Any, Invocation]], Invocation],
+           coro: Coroutine[Any, Any, Invocation]) -> Invocation:
+    """Run `coro` (the runtime's own code: answer a sync handler's invocation, ask for the next)
+    with one event-loop iteration where a task would take three.
+
+    Its steps run here, between loop runs, as a task's would inside them. When it suspends on
+    the connection's wait for its answers, the loop runs until the connection, as it wakes the
+    wait, stops it (`RuntimeClient.stop_loop_when_answered`), and the coroutine is resumed
+    here. When it suspends on anything else (a reconnect, a stream, a shutdown hook) it is
+    handed to a task (`_adopted`) and finished the usual way. Nothing here needs a running
+    loop (the client connects on `client.loop`); user code never runs here.
+    """
+    try:
+        awaited = coro.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    while client.stop_loop_when_answered(awaited):
+        loop.run_forever()
+        if not awaited.done():  # type: ignore[union-attr]  # stopped by SIGTERM's shutdown
+            raise RuntimeError("Event loop stopped before Future completed.")
+        try:
+            awaited = coro.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+    return run(_adopted(coro, awaited, loop))
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], awaited: Any) -> Generator[Any, Any, Any]:
+    """Inside a task, the rest of a coroutine that suspended on `awaited` outside one: the task
+    waits on it, and what the task sends or throws is passed on, as `await` would pass it."""
+    while True:
+        try:
+            sent = yield awaited
+        except BaseException as e:  # noqa: BLE001 - a cancellation, thrown in by the task
+            try:
+                awaited = coro.throw(e)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                awaited = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _adopted(coro: Coroutine[Any, Any, Invocation], awaited: Any,
+                   loop: asyncio.AbstractEventLoop) -> Invocation:
+    try:
+        return await _resume(coro, awaited)  # type: ignore[no-any-return]
+    finally:
+        loop.stop()  # as _then_next does
+
+
 def _serve(loop: asyncio.AbstractEventLoop, client: RuntimeClient, invoker: Invoker) -> None:
-    run = loop.run_until_complete
-    inv = run(client.next())
+    run = _runner(loop)
+    inv = _drive(loop, client, run, _answer_then_next(None, client))
     if invoker.kind is not Kind.SYNC:
-        while True:
-            inv = run(_then_next(invoker.invoke(client, inv), client))
+        while True:  # async handlers run in a task (they may need one: asyncio.timeout, anyio)
+            inv = run(_then_next(invoker.invoke(client, inv), client, loop))
     handler = invoker.handler
     while True:
         try:
             event, context = invoker.begin(inv)
             result = handler(event, context)
         except BaseException as e:  # noqa: BLE001 - reported as this invocation's error
-            inv = run(_then_next(invoker.fail(client, inv, e), client))
+            inv = _drive(loop, client, run, _answer_then_next(invoker.fail(client, inv, e), client))
             continue
-        inv = run(_then_next(invoker.answer(client, inv, result), client))
+        if inspect.isawaitable(result) or inspect.isgenerator(result) or inspect.isasyncgen(result):
+            # The handler's own code runs on: in a task, as any coroutine or stream does.
+            inv = run(_then_next(invoker.answer(client, inv, result), client, loop))
+        else:
+            inv = _drive(loop, client, run,
+                         _answer_then_next(invoker.answer(client, inv, result), client))
 
 
 def _executor(kind: Kind, concurrency: int) -> Any:

@@ -8,6 +8,7 @@ opens the streamed `/response` at the first byte (docs/SPEC.md §3).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar, overload
 
 import orjson
@@ -127,7 +128,7 @@ class StreamDisconnectedError(ConnectionError):
 class _Sink(Protocol):
     """What `ResponseStream` writes to; implemented by the invoke pipeline."""
 
-    async def open(self, content_type: str) -> None: ...
+    async def open(self, content_type: str, first: bytes = b"") -> None: ...
     async def send(self, data: bytes) -> None: ...
     async def finish(self, content_type: str) -> None: ...
 
@@ -145,7 +146,12 @@ class ResponseStream:
         self._content_type = content_type
         self._opened = False
         self._closed = False
-        self._lock: asyncio.Lock | None = None
+        # Writes take turns (an asyncio.Lock's rules, without its coroutine calls when, as
+        # usual, one producer writes): `_busy` while one is sending, later ones wait in line.
+        self._busy = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        # The sink's `send_now(data) -> bool` when it has one: a chunk sent without a coroutine.
+        self._send_now: Callable[[bytes], bool] | None = getattr(sink, "send_now", None)
 
     @property
     def content_type(self) -> str:
@@ -172,7 +178,9 @@ class ResponseStream:
         if self._closed:
             raise StreamClosedError("write to a response stream that is closed")
         prelude = b""
-        if isinstance(data, HttpResponse):
+        if type(data) is bytes:
+            chunk = data
+        elif isinstance(data, HttpResponse):
             if self._opened:
                 raise StreamClosedError("HttpResponse must be written before any body byte")
             self._content_type = HTTP_INTEGRATION
@@ -186,29 +194,78 @@ class ResponseStream:
         else:
             raise TypeError(f"a response stream takes bytes, str or HttpResponse, not "
                             f"{type(data).__name__}")
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        if self._busy or self._waiters:
+            await self._turn()
+        else:
+            self._busy = True
+        try:
             if self._closed:
                 raise StreamClosedError("write to a response stream that is closed")
             if not self._opened:
                 self._opened = True
-                await self._sink.open(self._content_type)
-            if prelude:
-                await self._sink.send(prelude)
-            if chunk:
-                await self._sink.send(chunk)
+                # The head of the response and its first chunk leave in one write.
+                await self._sink.open(self._content_type, prelude or chunk)
+                if prelude and chunk:
+                    await self._sink.send(chunk)
+            else:
+                if prelude:
+                    await self._sink.send(prelude)
+                send_now = self._send_now
+                if chunk and not (send_now is not None and send_now(chunk)):
+                    await self._sink.send(chunk)
+        finally:
+            self._release()
+
+    def _write_now(self, data: object) -> bool:
+        """`write` when it need not wait: True if `data` (bytes) was sent now, as one chunk;
+        False (nothing done) when `write` must send it. Raises as `write` would (a hung-up
+        stream). For the runtime's own loops, which would otherwise pay a coroutine per chunk."""
+        send_now = self._send_now
+        if (type(data) is not bytes or send_now is None or not self._opened or self._closed
+                or self._busy or self._waiters):
+            return False
+        return send_now(data) if data else True
+
+    async def _turn(self) -> None:
+        """Wait until the writes before this one are done; then this one holds the turn."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            try:
+                await fut
+            finally:
+                self._waiters.remove(fut)
+        except asyncio.CancelledError:
+            if not self._busy:  # the turn may have been handed to us: pass it on
+                self._wake_next()
+            raise
+        self._busy = True
+
+    def _release(self) -> None:
+        self._busy = False
+        if self._waiters:
+            self._wake_next()
+
+    def _wake_next(self) -> None:
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
+            return
 
     async def close(self) -> None:
         """End the response now; further writes raise `StreamClosedError`.
 
         Closing is optional: the stream is closed for the handler when it returns.
         """
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        if self._busy or self._waiters:
+            await self._turn()
+        else:
+            self._busy = True
+        try:
             if self._closed:
                 return
             self._closed = True
             self._opened = True
             await self._sink.finish(self._content_type)
+        finally:
+            self._release()

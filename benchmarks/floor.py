@@ -2,7 +2,8 @@
 
 One kept-alive blocking socket, a buffered reader for the answer, JSON decode and
 encode, the handler call, nothing else: no context object, no logging setup, no error
-handling. Each runtime's numbers are read against this.
+handling. A generator handler's items are streamed, one send each (the head with the first).
+Each runtime's numbers are read against this.
 
 Usage: AWS_LAMBDA_RUNTIME_API=host:port python floor.py module.function
 """
@@ -46,6 +47,11 @@ _POST = (
     b"POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\r\nHost: api\r\n"
     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
 )
+_STREAM = (
+    b"POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\r\nHost: api\r\n"
+    b"Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n"
+    b"Content-Type: application/octet-stream\r\n\r\n"
+)
 
 
 def _read_head(rfile):
@@ -65,6 +71,16 @@ def _read_head(rfile):
             rid = value.strip()
 
 
+def _stream(sock, head, items):
+    """The head and the first chunk in one send, then one send per chunk: the least a
+    streamed response can cost (items are bytes)."""
+    pending = head
+    for item in items:
+        sock.sendall(pending + b"%x\r\n%s\r\n" % (len(item), item))
+        pending = b""
+    sock.sendall(pending + b"0\r\n\r\n")
+
+
 def main() -> None:
     host, _, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rpartition(":")
     module, _, func = sys.argv[1].rpartition(".")
@@ -77,7 +93,13 @@ def main() -> None:
         sock.sendall(_GET)
         length, rid = _read_head(rfile)
         loads, dumps = _codec(length)
-        out = dumps(handler(loads(rfile.read(length)), None))
+        result = handler(loads(rfile.read(length)), None)
+        if hasattr(result, "__next__"):  # a generator: stream it, one send per item
+            _stream(sock, _STREAM % rid, result)
+            length, _ = _read_head(rfile)
+            rfile.read(length)
+            continue
+        out = dumps(result)
         head = _POST % (rid, len(out))
         sent = sock.sendmsg([head, out])
         if sent < len(head) + len(out):  # a signal cut the blocking send short

@@ -29,7 +29,7 @@ def _rotate(items: list[Runtime], k: int) -> list[Runtime]:
 
 
 async def run_all(
-    cfg: Config, runtimes: list[Runtime], log_path: Path, say=print
+    cfg: Config, runtimes: list[Runtime], log_path: Path, say=print, callgrind: bool = False
 ) -> tuple[report.Results, report.Failures]:
     results: report.Results = {}
     failures: report.Failures = {}
@@ -70,6 +70,11 @@ async def run_all(
             for rt in order:
                 if rt.streaming:
                     await attempt(rt, "streaming", sc.streaming(rt))
+        if cfg.soak[-1]:
+            say(f"long run: {cfg.soak[-1]:,} invokes of 100 B in one process (RSS flat?)")
+            for rt in runtimes:
+                if rt.concurrency:  # the runtimes (not the floor, not the bounds)
+                    await attempt(rt, "soak", sc.soak(rt))
         conc = [rt for rt in runtimes if rt.concurrency]
         for r in range(cfg.conc_rounds):
             say(f"concurrency round {r + 1}/{cfg.conc_rounds}")
@@ -78,6 +83,19 @@ async def run_all(
                     await attempt(rt, f"conc{n}", sc.concurrency(rt, n))
     finally:
         await server.close()
+    if callgrind:
+        from . import instructions
+
+        say("instruction counts (valgrind --tool=callgrind; deterministic, one run each)")
+        counted = await instructions.measure(runtimes, log_path, say=lambda m: say(m))
+        for key, per_rt in counted.items():
+            for name, value in per_rt.items():
+                results.setdefault(key, {}).setdefault(name, []).append(value)
+        for rt in runtimes:
+            if rt.name not in counted.get("instr_k_100B", {}):
+                failures[(rt.name, "callgrind")] = instructions.LAST_FAILURE.get(rt.name) or (
+                    "valgrind is not installed and could not be installed"
+                    if instructions.valgrind() is None else "no count")
     return results, failures
 
 
@@ -113,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--site", action="store_true",
                     help="start runtimes without -S (run the venv's .pth hooks at every start)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    ap.add_argument("--callgrind", action=argparse.BooleanOptionalAction, default=None,
+                    help="instruction counts under valgrind (default: on for the full run)")
     args = ap.parse_args(argv)
 
     cfg, name = (TINY, "tiny") if args.tiny else (QUICK, "quick") if args.quick else (FULL, "full")
@@ -136,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "aruntime"), quiet=1)
     started = time.strftime("%Y-%m-%d %H:%M %Z")
     t0 = time.monotonic()
-    results, failures = asyncio.run(run_all(cfg, runtimes, log_path))
+    callgrind = args.callgrind if args.callgrind is not None else name == "full"
+    results, failures = asyncio.run(run_all(cfg, runtimes, log_path, callgrind=callgrind))
     seconds = time.monotonic() - t0
     machine = procstat.machine_info()
     machine["aruntime"] = _revision()

@@ -33,7 +33,8 @@ DEFAULT_RUNTIMES = ("floor", "awslambdaric", "aruntime", "aruntime-fast")
 
 
 def all_runtimes(site: bool = False) -> list[Runtime]:
-    """Every runtime the harness knows; the last two are bounds, run only when asked for.
+    """Every runtime the harness knows; the last three (a comparison and two bounds) run only
+    when asked for.
 
     Unless `site`, runtimes start with `python -S`: `site` runs every `.pth` hook in the venv,
     and an editable install's finder plus setuptools' distutils hack cost ~17 ms of each start
@@ -42,7 +43,7 @@ def all_runtimes(site: bool = False) -> list[Runtime]:
     py: tuple[str, ...] = (sys.executable,) if site else (sys.executable, "-S")
     lean = str(BENCH_DIR / "lean_loop.py")
     return [
-        Runtime("floor", (*py, str(BENCH_DIR / "floor.py"))),
+        Runtime("floor", (*py, str(BENCH_DIR / "floor.py")), streaming=True),
         Runtime("awslambdaric", (*py, "-m", "awslambdaric"), concurrency=True),
         # The default wire engine (h11), and the `fast` extra's (httptools).
         Runtime(
@@ -55,6 +56,14 @@ def all_runtimes(site: bool = False) -> list[Runtime]:
         Runtime(
             "aruntime-fast",
             ("/usr/bin/env", "ARUNTIME_HTTP=httptools", *py, "-m", "aruntime"),
+            streaming=True,
+            concurrency=True,
+            async_handlers=True,
+        ),
+        # The `fast` extra with asyncio's loop under concurrency too: what uvloop saves there.
+        Runtime(
+            "aruntime-fast-asyncio",
+            ("/usr/bin/env", "ARUNTIME_HTTP=httptools", "ARUNTIME_LOOP=asyncio", *py, "-m", "aruntime"),
             streaming=True,
             concurrency=True,
             async_handlers=True,
@@ -78,6 +87,7 @@ class Config:
     conc_per_slot: tuple[int, int]  # warm-up and measured invokes per concurrency slot
     conc_sleep_ms: int
     timeout: float  # per runtime process
+    soak: tuple[int, int, int] = (0, 0, 0)  # RSS marks (invokes) of the long run; 0: no soak
 
 
 FULL = Config(
@@ -93,6 +103,7 @@ FULL = Config(
     conc_per_slot=(10, 100),
     conc_sleep_ms=10,
     timeout=180.0,
+    soak=(10_000, 50_000, 100_000),
 )
 QUICK = Config(
     rounds=2,
@@ -107,6 +118,7 @@ QUICK = Config(
     conc_per_slot=(2, 20),
     conc_sleep_ms=10,
     timeout=60.0,
+    soak=(2_000, 10_000, 20_000),
 )
 TINY = Config(  # the smoke test: every row produced, nothing measured well
     rounds=1,
@@ -121,6 +133,7 @@ TINY = Config(  # the smoke test: every row produced, nothing measured well
     conc_per_slot=(1, 3),
     conc_sleep_ms=5,
     timeout=30.0,
+    soak=(20, 60, 100),
 )
 
 
@@ -287,14 +300,34 @@ class Scenarios:
         self.small = build_next_answers(make_event(100))
         self.medium = build_next_answers(make_event(10 * 1024))
         self.large = build_next_answers(make_event(1024 * 1024))
+        self.empty = build_next_answers(b"{}")
 
-    async def _run(self, rt: Runtime, handler: str, s: Session, env: dict[str, str] | None = None) -> Session:
-        return await run_session(self.server, rt, handler, s, timeout=self.cfg.timeout, log_path=self.log_path, env=env)
+    async def _run(self, rt: Runtime, handler: str, s: Session, env: dict[str, str] | None = None,
+                   timeout: float | None = None) -> Session:
+        return await run_session(self.server, rt, handler, s, timeout=timeout or self.cfg.timeout,
+                                 log_path=self.log_path, env=env)
 
     async def init_boto3(self, rt: Runtime) -> Metrics:
-        s = await self._run(rt, "bench_boto3.echo", Marks().session())
+        """Start with a handler module that imports boto3, and one invoke (the cold start as a
+        caller sees it ends at the first response)."""
+        m = Marks()
+        m.phase(self.empty, 0, 1)
+        s = await self._run(rt, "bench_boto3.echo", m.session())
         out = _init_metrics(s, "init_boto3")
         out["init_boto3_rss_mib"] = (s.samples[0].mem_kib or 0) / 1024
+        out["first_response_boto3_ms"] = (s.first_response_ns - s.spawn_ns) / 1e6
+        return out
+
+    async def soak(self, rt: Runtime) -> Metrics:
+        """Many 100 B invokes in one process: RSS at each mark (is it flat?)."""
+        marks = self.cfg.soak
+        m = Marks()
+        m.phase(self.small, 0, marks[-1])
+        m.marks.update(marks)
+        s = await self._run(rt, "bench_handlers.echo", m.session(), timeout=max(self.cfg.timeout, 600))
+        rss = [(s.samples[k].mem_kib or 0) for k in marks]
+        out = {f"soak_rss_mib_{k}": v / 1024 for k, v in zip(marks, rss)}
+        out["soak_growth_kib"] = float(rss[-1] - rss[0])
         return out
 
     async def invokes(self, rt: Runtime) -> Metrics:
@@ -308,6 +341,7 @@ class Scenarios:
         large = m.phase(self.large, *c.large)
         s = await self._run(rt, "bench_handlers.echo", m.session())
         out = _init_metrics(s, "init")
+        out["first_response_ms"] = (s.first_response_ns - s.spawn_ns) / 1e6
         for key, (a, b) in (("100B", (small_start, small_end)), ("10KiB", med), ("1MiB", large)):
             cpu, wall, n = _span(s, a, b)
             out[f"cpu_us_{key}"] = cpu / n * 1e6

@@ -73,6 +73,7 @@ class Session:
     exit_status: int | None = None
     pid: int | None = None
     spawn_ns: int = 0
+    first_response_ns: int = 0  # when the first /response or /error was complete at the server
     samples: dict[int, Sample] = field(default_factory=dict)
     gets: int = 0
     responses: int = 0
@@ -315,6 +316,8 @@ class _Conn(asyncio.Protocol):
             t.write(_ACCEPTED)
         if s is None:
             return
+        if self.kind in (b"response", b"error") and not s.first_response_ns:
+            s.first_response_ns = now
         if self.kind == b"response":
             if self.streaming:
                 s.stream_responses += 1

@@ -100,6 +100,7 @@ class FakeRuntimeAPI:
         # killed runtime); kept apart so they never count towards wait().
         self.aborted: list[Exchange] = []
         self.connections = 0
+        self.probes = 0  # `OPTIONS *` requests answered (the runtime's pipelining probe)
         # GET /next requests whose head arrived and that wait for an invocation right now.
         self.polling = 0
         self._server: asyncio.base_events.Server | None = None
@@ -108,6 +109,7 @@ class FakeRuntimeAPI:
         self._known_ids: set[str] = set()
         self._scripts: list[_Script] = []
         self._finished = asyncio.Event()
+        self._broken = False  # a post was answered 5xx: no more invocations (see _serve_one)
         self._changed = asyncio.Event()
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -356,6 +358,16 @@ class _Connection:
         if isinstance(event, h11.ConnectionClosed):
             raise _Closed
         assert isinstance(event, h11.Request), event
+        if event.method == b"OPTIONS" and event.target == b"*":
+            # The runtime's pipelining probe, answered as Go's net/http (Lambda's Runtime API)
+            # answers it: 200, no body. Counted, not recorded: it is no Runtime API call.
+            while not isinstance(await self._next_event(), h11.EndOfMessage):
+                pass
+            self._consumed()
+            await self._send(h11.Response(status_code=200, headers=[("Content-Length", "0")]),
+                             h11.EndOfMessage())
+            self.api.probes += 1
+            return
         ex = Exchange(
             conn=self.index,
             method=event.method.decode(),
@@ -375,6 +387,10 @@ class _Connection:
             raise _Closed
         if script is not None:
             status, body, headers = script.status, script.body, [("Content-Type", "application/json")]
+            if status >= 500 and ex.method == "POST":
+                # "Container error. Non-recoverable state": like the service, hand out no more
+                # invocations to this sandbox (a /next already on its way gets the same 500).
+                self.api._broken = True
         else:
             status, body, headers = await self._default(ex)
         await self._send(
@@ -450,6 +466,10 @@ class _Connection:
     async def _poll(self, ex: Exchange) -> tuple[int, bytes, list[tuple[str, str]]]:
         api = self.api
         while True:
+            if api._broken:
+                return 500, _error_body("the sandbox is broken: a post was answered 500", "Runtime.Exit"), [
+                    ("Content-Type", "application/json")
+                ]
             if api._queue.empty() and api._finished.is_set():
                 return 500, _error_body("no more invocations: the test is over", "Runtime.Exit"), [
                     ("Content-Type", "application/json")

@@ -76,6 +76,7 @@ class RawPeer:
         self.host = host
         self.requests: list[Request] = []
         self.connections = 0
+        self.probes = 0  # `OPTIONS *` requests answered (the runtime's pipelining probe)
         self._next: asyncio.Queue[Reply] = asyncio.Queue()
         self._finished = False
         self._scripts: list[tuple[str, Script]] = []
@@ -148,6 +149,13 @@ class RawPeer:
                 req = await _read_request(reader, index)
                 if req is None:
                     return
+                if req.method == "OPTIONS" and req.target == "*":
+                    # The runtime's pipelining probe, answered as Go's net/http answers it.
+                    # Counted, not recorded: it is no Runtime API call.
+                    self.probes += 1
+                    writer.write(answer(200))
+                    await writer.drain()
+                    continue
                 self.requests.append(req)
                 self._wake()
                 reply = await self._reply(req)

@@ -76,7 +76,7 @@ def test_the_checker_sees_broken_links(tmp_path: Path) -> None:
 
 
 def test_protocol_references_name_the_in_repo_spec() -> None:
-    """`SPEC §N` in docstrings and comments is written `docs/SPEC.md §N`, and section N exists."""
+    """`docs/SPEC.md §N` in docstrings and comments is written `docs/SPEC.md §N`, and section N exists."""
     sections = set(re.findall(r"^## (\d+)\. ", SPEC.read_text(encoding="utf-8"), re.M))
     assert sections == {str(n) for n in range(1, 10)}
     bad = []

@@ -14,6 +14,7 @@ import sys
 import traceback
 from typing import Any
 
+import h11
 import pytest
 
 from aruntime import __version__, errors, protocol
@@ -30,19 +31,33 @@ RID = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
 PREFIX = b"/2018-06-01/runtime"
 
 
+def h11_serialised(request: RequestHead, body: bytes, trailers: list[tuple[bytes, bytes]] | None,
+                   chunks: list[bytes] | None, streamed: bool) -> bytes:
+    """The bytes h11's own serialiser produces for this request: the reference both engines'
+    framing (`wire.head_bytes` and friends) must match byte for byte."""
+    c = h11.Connection(h11.CLIENT)
+    out = c.send(h11.Request(method=request.method, target=request.target, headers=request.headers))
+    for data in (chunks or [] if streamed else [body]):
+        if data:
+            out += c.send(h11.Data(data=data))
+    return out + c.send(h11.EndOfMessage(headers=trailers or []))
+
+
 def wire(request: RequestHead, body: bytes = b"", trailers: list[tuple[bytes, bytes]] | None = None,
          chunks: list[bytes] | None = None) -> bytes:
-    """What each wire engine puts on the socket for this request (they must agree)."""
+    """What each wire engine puts on the socket for this request (they must agree, with each
+    other and with h11's serialiser)."""
     streamed = any(name.lower() == b"transfer-encoding" for name, _ in request.headers)
     outs = []
     for engine in ENGINES:
-        w = engine()
+        w = engine(lambda answer: None)
         if streamed:
             out = w.stream_head(request) + b"".join(w.chunk(c) for c in chunks or [] if c)
             out += w.end_stream(trailers or [])
         else:
             out = w.request(request, body)
         outs.append(out)
+    outs.append(h11_serialised(request, body, trailers, chunks, streamed))
     assert all(out == outs[0] for out in outs), outs
     return outs[0]
 

@@ -68,8 +68,8 @@ class RecordingSink:
     def __init__(self):
         self.calls = []
 
-    async def open(self, content_type):
-        self.calls.append(("open", content_type))
+    async def open(self, content_type, first=b""):
+        self.calls.append(("open", content_type, first))
 
     async def send(self, data):
         self.calls.append(("send", data))
@@ -92,7 +92,8 @@ async def test_response_stream_opens_lazily_and_closes_once():
     await stream.close()
     with pytest.raises(StreamClosedError):
         await stream.write(b"late")
-    assert sink.calls == [("open", "text/plain"), ("send", "é".encode()), ("finish", "text/plain")]
+    # The head and the first chunk go to the sink together (one write on the wire).
+    assert sink.calls == [("open", "text/plain", "é".encode()), ("finish", "text/plain")]
 
 
 async def test_response_stream_rejects_other_types():

@@ -13,7 +13,26 @@ import pytest
 from aruntime import protocol
 from aruntime.wire import FastWire, H11Wire, RequestHead, Response, WireError
 
-ENGINES = [H11Wire, FastWire]
+
+def collecting(cls):
+    """`cls` with its answers collected: `receive` returns the answer the bytes completed (the
+    last one if they completed several), `answers` holds them all."""
+
+    class Collecting(cls):
+        def __init__(self) -> None:
+            self.answers: list[Response] = []
+            super().__init__(self.answers.append)
+
+        def receive(self, data):
+            before = len(self.answers)
+            super().receive(data)
+            return self.answers[-1] if len(self.answers) > before else None
+
+    Collecting.__name__ = Collecting.__qualname__ = cls.__name__
+    return Collecting
+
+
+ENGINES = [collecting(H11Wire), collecting(FastWire)]
 GET = RequestHead(b"GET", b"/2018-06-01/runtime/invocation/next", [(b"Host", b"h")])
 POST = RequestHead(b"POST", b"/x", [(b"Host", b"h"), (b"Content-Length", b"2")])
 
@@ -42,7 +61,7 @@ def parse(engine, data: bytes, split: int | None = None) -> Response:
 
 @pytest.mark.parametrize("answer", [NEXT_ANSWER, CHUNKED_ANSWER], ids=["length", "chunked"])
 def test_engines_agree_on_responses_at_every_split(answer):
-    expected = parse(H11Wire, answer)
+    expected = parse(ENGINES[0], answer)
     assert expected.status in (200, 202)
     for split in range(len(answer) + 1):
         for engine in ENGINES:
@@ -50,12 +69,12 @@ def test_engines_agree_on_responses_at_every_split(answer):
 
 
 def test_response_fields():
-    status, headers, body = parse(FastWire, NEXT_ANSWER)
+    status, headers, body = parse(ENGINES[1], NEXT_ANSWER)
     assert status == 200 and body == b'{"hello": 1}\n'
     inv = protocol.parse_invocation(headers, body)
     assert inv.request_id == "8476a536-e9f4-11e8-9739-2dfe598c3fcd"
     assert inv.deadline_ms == 1542409706888 and inv.content_type == "application/json"
-    assert parse(FastWire, CHUNKED_ANSWER) == (202, [(b"transfer-encoding", b"chunked")], b'{"status":"OK"}')
+    assert parse(ENGINES[1], CHUNKED_ANSWER) == (202, [(b"transfer-encoding", b"chunked")], b'{"status":"OK"}')
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -264,7 +283,7 @@ def test_engine_name(value, name):
     from aruntime import wire
 
     assert wire.engine_name(value) == name  # httptools is installed here: unset picks it
-    assert type(wire.new_wire(name)) is {"h11": H11Wire, "httptools": FastWire}[name]
+    assert type(wire.new_wire(name, print)) is {"h11": H11Wire, "httptools": FastWire}[name]
 
 
 @pytest.mark.parametrize("value", ["bogus", "fast", "h2", "httptools,h11"])
@@ -285,3 +304,64 @@ def test_httptools_asked_for_but_missing(monkeypatch):
         wire.engine_name("httptools")
     assert str(e.value) == ("ARUNTIME_HTTP=httptools, but httptools is not installed: "
                             "pip install 'aruntime[fast]'")
+
+
+# -- pipelined requests: two outstanding, their answers in order, split anywhere ---------------
+
+ACCEPTED_ANSWER = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}\n"
+PIPELINED = {
+    # (answers to a POST and a GET sent back to back, end of stream after them?, expected)
+    "both with Content-Length": (ACCEPTED_ANSWER + NEXT_ANSWER, False,
+                                 [202, 200, ("reusable", True)]),
+    "interim and chunked": (b"HTTP/1.1 100 Continue\r\n\r\n" + CHUNKED_ANSWER + b"\r\n" + OK, False,
+                            [202, 200, ("reusable", True)]),
+    "the first closes the connection": (
+        b"HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", False,
+        [202, closed(False)]),
+    "the first is HTTP/1.0": (b"HTTP/1.0 202 Accepted\r\nContent-Length: 0\r\n\r\n", False,
+                              [202, closed(False)]),
+    "end of stream after the first": (ACCEPTED_ANSWER, True, [202, closed(False)]),
+    "end of stream in the second": (ACCEPTED_ANSWER + OK[:-3], True,
+                                    [202, closed(True, (200, OK_RESPONSE.headers))]),
+    "a third answer nobody asked for": (ACCEPTED_ANSWER + OK + SECOND, False,
+                                        [202, 200, ("reusable", False)]),
+}
+
+
+def pipelined(engine, parts: list[bytes], eof: bool) -> list:
+    w = engine()
+    w.request(POST, b"{}")
+    w.request(GET)  # sent before the first answer: pipelined
+    assert not w.reusable()
+    got: list = []
+    try:
+        for part in parts:
+            if part:
+                w.receive(memoryview(part))  # the shell feeds a view of its shared buffer
+        if eof:
+            w.receive(b"")
+    except WireError as e:
+        return [a.status for a in w.answers] + [closed(e.cut, e.head)]
+    assert all(type(a.body) is bytes for a in w.answers)
+    return [a.status for a in w.answers] + [("reusable", w.reusable())]
+
+
+@pytest.mark.parametrize("case", list(PIPELINED))
+def test_pipelined_answers_in_order_at_every_split(case):
+    data, eof, expected = PIPELINED[case]
+    for engine in ENGINES:
+        assert pipelined(engine, [data], eof) == expected, engine
+        for split in range(1, len(data)):
+            assert pipelined(engine, [data[:split], data[split:]], eof) == expected, (engine, split)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pipelined_bodies_and_the_next_cycle(engine):
+    w = engine()
+    for _ in range(3):  # the connection goes on after each pipelined pair
+        w.request(POST, b"{}")
+        w.request(GET)
+        w.receive(ACCEPTED_ANSWER + NEXT_ANSWER)
+        assert w.reusable()
+    assert [a.status for a in w.answers] == [202, 200] * 3
+    assert w.answers[1].body == b'{"hello": 1}\n' and w.answers[0].body == b'{"status":"OK"}\n'

@@ -180,7 +180,12 @@ class _Connection:
         method = request.method.decode("latin-1")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
         match = _INVOKE_PATH.fullmatch(path)
-        if path == PREFIX + "invocation/next" and method == "GET":
+        if method == "OPTIONS" and path == "*":
+            # As the service's Go net/http answers it (aruntime's pipelining probe, RFC 9110
+            # §9.3.7): 200, no body, no route involved.
+            await self._read_body(0)
+            await self._send(200, b"", content_type="text/plain")
+        elif path == PREFIX + "invocation/next" and method == "GET":
             await self._read_body(0)
             await self._next()
         elif match and method == "POST":

@@ -35,7 +35,9 @@ __all__ = ["DEPENDENCIES", "WRAPPER_NAME", "WRAPPER_SCRIPT", "LayerError", "buil
 
 # Kept equal to pyproject's [project] dependencies (tests/test_layer.py checks).
 DEPENDENCIES = ["h11>=0.14", "orjson>=3.9"]
-FAST_DEPENDENCIES = ["httptools>=0.6"]  # the `fast` extra: the C HTTP parser
+# The `fast` extra: the C HTTP parser, and uvloop (the event loop when N > 1; aruntime/loops.py).
+FAST_DEPENDENCIES = ["httptools>=0.6",
+                     'uvloop>=0.19; sys_platform != "win32" and platform_python_implementation == "CPython"']
 WRAPPER_NAME = "aruntime-wrapper"
 # Packages the layer must never carry: the emulator's stack is for laptops, not Lambda.
 FORBIDDEN = ("aiohttp",)
@@ -453,7 +455,7 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--find-links", metavar="DIR",
                         help="take wheels from DIR only (pip --no-index --find-links DIR)")
     build.add_argument("--fast", action="store_true",
-                       help="also ship httptools, the faster HTTP parser (the `fast` extra)")
+                       help="also ship httptools, the faster HTTP parser, and uvloop (the `fast` extra)")
     build.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                        help="ship bytecode, compiled by a Python of the --python version (default: "
                             "when one is found on PATH, in pyenv or uv, /usr/local/bin or /usr/bin; "

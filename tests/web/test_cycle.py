@@ -24,8 +24,10 @@ class Sink:
         self.events: list[tuple[str, object]] = []
         self.fail_after = fail_after
 
-    async def open(self, content_type: str) -> None:
+    async def open(self, content_type: str, first: bytes = b"") -> None:
         self.events.append(("open", content_type))
+        if first:  # the first chunk travels with the head (one write on the wire)
+            await self.send(first)
 
     async def send(self, data: bytes) -> None:
         if self.fail_after is not None and len(self.events) > self.fail_after:
