@@ -130,3 +130,33 @@ async def test_unprintable_init_error_is_reported(fake_api: FakeRuntimeAPI, tmp_
     assert ex.header("lambda-runtime-function-error-type") == "StrExits"
     assert ex.json()["errorMessage"] == "<unprintable StrExits object>"
     assert b"[ERROR] StrExits: <unprintable StrExits object>\r" in proc.stdout
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize("handler", ["result", "async_result", "returning_generator"])
+async def test_unmarshallable_results_are_the_runtimes_marshal_error(
+        fake_api: FakeRuntimeAPI, handler: str, concurrency: int) -> None:
+    # Breaker finding 7: the reference's Runtime.MarshalError with no stack, never a
+    # Function.RecursionError / Function.ValueError with the json module's frames; a lone
+    # surrogate (half an emoji cut from UTF-16 text) goes back as a valid JSON escape.
+    deep = fake_api.push({"r": "deep"})
+    huge = fake_api.push({"r": "huge_int"})
+    echo = fake_api.push(b'{"r": "echo", "text": "cut emoji \\ud83d"}')
+    posts, stdout = await _serve(fake_api, handler, concurrency, {deep, huge, echo})
+    assert posts[echo].path.endswith("/response")
+    assert posts[echo].body == b'"cut emoji \\ud83d"'
+    assert posts[echo].header("content-type") == "application/json"
+    messages = {
+        deep: "Unable to marshal response: maximum recursion depth exceeded while encoding a "
+              "JSON object",
+        huge: "Unable to marshal response: Exceeds the limit (4300 digits) for integer string "
+              "conversion",
+    }
+    for rid, message in messages.items():
+        ex = posts[rid]
+        assert ex.path == f"/2018-06-01/runtime/invocation/{rid}/error"
+        assert ex.header("lambda-runtime-function-error-type") == "Runtime.MarshalError"
+        error = ex.json()
+        assert (error["errorType"], error["stackTrace"]) == ("Runtime.MarshalError", [])
+        assert error["errorMessage"].startswith(message), error
+    assert sorted(t for t, _ in _logged(stdout)) == ["Runtime.MarshalError"] * 2, stdout.decode()

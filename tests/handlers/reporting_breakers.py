@@ -72,3 +72,33 @@ def generator(event, context):
     yield b"first"
     _fail(event.get("do"))
     yield b"ok"
+
+
+def _deep(n):
+    root = cur = {}
+    for _ in range(n):
+        cur["a"] = {}
+        cur = cur["a"]
+    return root
+
+
+RESULTS = {
+    "deep": lambda: _deep(5000),
+    "huge_int": lambda: {"n": 10**5000},
+    "echo": None,  # the event's text, lone surrogate and all
+}
+
+
+def result(event, context):
+    make = RESULTS[event["r"]]
+    return event["text"] if make is None else make()
+
+
+async def async_result(event, context):
+    return result(event, context)
+
+
+def returning_generator(event, context):
+    # Writes nothing, returns its value: the value is the answer, sent buffered.
+    return result(event, context)
+    yield
