@@ -230,7 +230,7 @@ class Invoker:
             return  # nothing to answer; the service times the invocation out
         body = dumps(error)
         request = protocol.error_request(client.host_header,
-                                         protocol.invocation_target(inv.request_id, "error"),
+                                         protocol.answer_target(inv, "error"),
                                          header, len(body), cause, inv)
         await self._post(client, request, body)
         if self.observer is not None:

@@ -102,3 +102,9 @@ def returning_generator(event, context):
     # Writes nothing, returns its value: the value is the answer, sent buffered.
     return result(event, context)
     yield
+
+
+def context_probe(event, context):
+    """What the handler sees of its invocation's headers."""
+    return {"rid": context.aws_request_id, "left": context.get_remaining_time_in_millis(),
+            "trace": os.environ.get("_X_AMZN_TRACE_ID")}
