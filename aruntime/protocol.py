@@ -12,7 +12,7 @@ import sys
 from typing import NamedTuple
 
 from . import __version__
-from .wire import RequestHead, WireError
+from .wire import CUT, RequestHead, WireError
 
 PREFIX = "/2018-06-01/runtime"
 NEXT_TARGET = PREFIX + "/invocation/next"
@@ -271,17 +271,20 @@ def error_trailers(error_type: str, error_body_b64: bytes) -> list[tuple[bytes, 
 
 
 def cut_answer_warning(head: RequestHead, error: WireError) -> str:
-    """The WARNING line for an answer the connection lost part-way (`error.cut`): which
-    request, and the request id of the invocation it carried when its head had arrived."""
-    where = []
+    """The WARNING line for an answer lost part-way (`error.cut`): cut short by the end of the
+    connection, or not readable as HTTP/1.1 (a malformed head, bad chunk framing); which
+    request, and the request id and status of the answer when its head was read."""
+    about = []
     if error.head is not None:
         status, headers = error.head
         for name, value in headers:
             if name == b"lambda-runtime-aws-request-id":
-                where.append("request id " + value.decode("utf-8", "replace"))
+                about.append("request id " + value.decode("utf-8", "replace"))
                 break
-        where.append(f"status {status}")
-    else:
-        where.append("before its head was complete")
-    return (f"the Runtime API's answer to {head.method.decode()} {head.target.decode()} was "
-            f"cut short ({', '.join(where)}): {error}; sending the request again")
+        about.append(f"status {status}")
+    answer = f"the Runtime API's answer to {head.method.decode()} {head.target.decode()}"
+    if str(error) == CUT:
+        where = ", ".join(about) if about else "before its head was complete"
+        return f"{answer} was cut short ({where}): {error}; sending the request again"
+    where = f" ({', '.join(about)})" if about else ""
+    return f"{answer} is not valid HTTP/1.1{where}: {error}; sending the request again"

@@ -58,6 +58,10 @@ class WireError(ConnectionError):
         self.head = head
 
 
+# The largest answer head either engine reads (h11's max_incomplete_event_size): the service
+# sends a few KiB; a peer sending more than this is broken.
+HEAD_LIMIT = 1024 * 1024
+HEAD_TOO_LARGE = "the Runtime API's answer has a head larger than 1 MiB"
 CLOSED = "the Runtime API closed the connection"
 CUT = "the Runtime API closed the connection in the middle of its answer"
 UNANSWERED = "the Runtime API ended the connection with requests left unanswered"

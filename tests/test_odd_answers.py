@@ -49,3 +49,32 @@ async def test_odd_request_ids_and_deadlines_are_answered_safely() -> None:
     assert [b["rid"] for b in bodies] == ["..", ".", "r\ufffd\ufffd", "dl-huge"]
     # No deadline: Lambda's longest timeout (15 minutes) from now, not a 40-digit number.
     assert 0 < bodies[3]["left"] <= 900_000, bodies[3]
+
+
+async def test_odd_next_answers_are_read_as_h11_reads_them() -> None:
+    # Breaker finding 8: control characters in a value, obs-fold lines, a Content-Length
+    # repeated or listed with one value (RFC 9110 §5.5, RFC 9112 §5.2, RFC 9110 §8.6). httptools
+    # refused them (the invocation lost; five in a row and the runtime exited); now both engines
+    # serve them alike. A head no HTTP/1.1 peer may send (a space before the colon) is refused
+    # by both, with a warning that says so, carrying no request id: not the previous
+    # invocation's.
+    async with RawPeer() as peer:
+        peer.push(_next(b"ctl", b"Lambda-Runtime-Trace-Id: Root=a\x01b\x7f\r\n"))
+        peer.push(_next(b"fold", b"Lambda-Runtime-Trace-Id: Root=a\r\n  folded\r\n"))
+        peer.push(_next(b"dup-cl", b"Content-Length: 2\r\n"))
+        peer.push(_next(b"list-cl").replace(b"Content-Length: 2", b"Content-Length: 2, 2"))
+        peer.push(_next(b"bad-name", b"Lambda-Runtime-Trace-Id : x\r\n"))
+        peer.push(_next(b"last"))
+        peer.finish()
+        async with runtime(peer.authority, H + "context_probe") as proc:
+            assert await proc.wait(T) == 1, proc.stderr.decode()
+    posts = [r for r in peer.requests if r.method == "POST"]
+    assert [r.target for r in posts] == [INV + rid + "/response" for rid in (
+        "ctl", "fold", "dup-cl", "list-cl", "last")], proc.stdout.decode()
+    traces = [json.loads(r.body)["trace"] for r in posts]
+    assert traces == ["Root=a\x01b\x7f", "Root=a folded", None, None, None]
+    (line,) = warnings(proc.stdout)
+    level, _, request_id, message = line.split("\t")
+    assert (level, request_id) == ("[WARNING]", "")  # not "list-cl"
+    assert message.startswith(f"the Runtime API's answer to GET {INV}next is not valid HTTP/1.1: ")
+    assert message.endswith("; sending the request again") and "cut short" not in message

@@ -458,6 +458,17 @@ def test_cut_answer_warning() -> None:
         "the Runtime API's answer to GET /.rt/2018-06-01/runtime/invocation/next was cut short "
         "(request id r-9, status 200): the Runtime API closed the connection in the middle of its "
         "answer; sending the request again")
-    assert protocol.cut_answer_warning(head, WireError("x", cut=True)) == (
+    cut_in_head = WireError("the Runtime API closed the connection in the middle of its answer",
+                            cut=True)
+    assert protocol.cut_answer_warning(head, cut_in_head) == (
         "the Runtime API's answer to GET /.rt/2018-06-01/runtime/invocation/next was cut short "
-        "(before its head was complete): x; sending the request again")
+        "(before its head was complete): the Runtime API closed the connection in the middle of "
+        "its answer; sending the request again")
+    # A head that arrived whole but is not HTTP/1.1 was not cut short (breaker finding 8).
+    assert protocol.cut_answer_warning(head, WireError("Invalid header token", cut=True)) == (
+        "the Runtime API's answer to GET /.rt/2018-06-01/runtime/invocation/next is not valid "
+        "HTTP/1.1: Invalid header token; sending the request again")
+    bad_chunk = WireError("bad chunk", cut=True, head=(200, [(b"lambda-runtime-aws-request-id", b"r-9")]))
+    assert protocol.cut_answer_warning(head, bad_chunk) == (
+        "the Runtime API's answer to GET /.rt/2018-06-01/runtime/invocation/next is not valid "
+        "HTTP/1.1 (request id r-9, status 200): bad chunk; sending the request again")
