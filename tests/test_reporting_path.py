@@ -160,3 +160,16 @@ async def test_unmarshallable_results_are_the_runtimes_marshal_error(
         assert (error["errorType"], error["stackTrace"]) == ("Runtime.MarshalError", [])
         assert error["errorMessage"].startswith(message), error
     assert sorted(t for t, _ in _logged(stdout)) == ["Runtime.MarshalError"] * 2, stdout.decode()
+
+
+async def test_logging_an_unprintable_exception_does_not_fail_the_invocation(
+        fake_api: FakeRuntimeAPI) -> None:
+    # The JSON log format reads the exception's str() and its class's name: a __str__ raising
+    # SystemExit made the handler's logger.exception() raise it.
+    rid = fake_api.push({})
+    posts, stdout = await _serve(fake_api, "logs_hostile", 1, {rid},
+                                 env={"AWS_LAMBDA_LOG_FORMAT": "JSON"})
+    assert posts[rid].json() == {"ok": True}
+    records = [json.loads(line) for line in stdout.splitlines() if line.startswith(b"{")]
+    caught = [(r["errorType"], r["errorMessage"]) for r in records if r.get("message") == "caught"]
+    assert caught == [("StrExits", "<unprintable StrExits object>"), ("NameExits", "")]

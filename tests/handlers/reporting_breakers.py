@@ -108,3 +108,15 @@ def context_probe(event, context):
     """What the handler sees of its invocation's headers."""
     return {"rid": context.aws_request_id, "left": context.get_remaining_time_in_millis(),
             "trace": os.environ.get("_X_AMZN_TRACE_ID")}
+
+
+def logs_hostile(event, context):
+    """Logs an exception that does not print (a sibling of the reporting path: the log path)."""
+    import logging
+
+    for cls in (StrExits, NameExits):
+        try:
+            raise cls()
+        except cls:
+            logging.getLogger("app").exception("caught")
+    return {"ok": True}
