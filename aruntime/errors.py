@@ -154,6 +154,15 @@ def _error_body(exc: BaseException, request_id: str) -> tuple[str, dict[str, Any
     return "Function." + name, error, xray_cause(name, message, frames)
 
 
+def describe(exc: BaseException) -> tuple[str, str]:
+    """(class name, message) of `exc`, as the error body has them; never raises (see
+    `error_body`): for instrumentation that reports a failed invocation (`aruntime.otel`)."""
+    try:
+        return _type_name(exc), _message(exc)
+    except BaseException:  # noqa: BLE001
+        return "BaseException", "<unprintable object>"
+
+
 def _type_name(exc: BaseException) -> str:
     """The exception class's name, read past any metaclass that redefines `__name__`."""
     name = type.__dict__["__name__"].__get__(type(exc), type)
