@@ -185,7 +185,7 @@ class _AsDictRaises:
 
 
 @pytest.mark.parametrize("value", [
-    _deep(5000),
+    _deep(100_000),  # beyond every Python's limit (3.13's C recursion limit lets 5000 pass)
     10**5000,
     {"n": [-(10**5000)]},
     {"big": 2**70, "huge": 10**5000},
@@ -201,7 +201,13 @@ def test_marshal_failures_are_marshal_errors_worded_as_the_reference(value: Any)
         marshal(value)
     # The runtime's fault, no handler frames: never Function.RecursionError / ValueError.
     assert (ours.value.error_type, ours.value.stack) == ("Runtime.MarshalError", None)
-    assert ours.value.message == ref.value.msg
+    if isinstance(value, dict) and "a" in value:
+        # Which C call hits the limit first is the encoder's (simplejson's or the stdlib's) and
+        # the Python version's: "while encoding a JSON object" or "while calling a Python object".
+        prefix = "Unable to marshal response: maximum recursion depth exceeded while "
+        assert ours.value.message.startswith(prefix) and ref.value.msg.startswith(prefix)
+    else:
+        assert ours.value.message == ref.value.msg
 
 
 @pytest.mark.parametrize("value, body", [

@@ -54,6 +54,15 @@ async def _serve(api: FakeRuntimeAPI, handler: str, concurrency: int, expected: 
     return posts, proc.stdout
 
 
+def _int_str_error() -> str:
+    """This Python's words for an integer with too many digits for str() (3.10 and 3.11 differ)."""
+    try:
+        str(10**5000)
+    except ValueError as e:
+        return str(e)
+    raise AssertionError("str(10**5000) worked: no limit on integer string conversion")
+
+
 def _logged(stdout: bytes) -> list[tuple[str, str]]:
     """(errorType, errorMessage) of each error the runtime logged, text (N=1) or JSON (N>1)."""
     out = []
@@ -149,8 +158,7 @@ async def test_unmarshallable_results_are_the_runtimes_marshal_error(
     messages = {
         deep: "Unable to marshal response: maximum recursion depth exceeded while encoding a "
               "JSON object",
-        huge: "Unable to marshal response: Exceeds the limit (4300 digits) for integer string "
-              "conversion",
+        huge: "Unable to marshal response: " + _int_str_error(),
     }
     for rid, message in messages.items():
         ex = posts[rid]
@@ -158,7 +166,7 @@ async def test_unmarshallable_results_are_the_runtimes_marshal_error(
         assert ex.header("lambda-runtime-function-error-type") == "Runtime.MarshalError"
         error = ex.json()
         assert (error["errorType"], error["stackTrace"]) == ("Runtime.MarshalError", [])
-        assert error["errorMessage"].startswith(message), error
+        assert error["errorMessage"] == message, error
     assert sorted(t for t, _ in _logged(stdout)) == ["Runtime.MarshalError"] * 2, stdout.decode()
 
 
