@@ -22,8 +22,8 @@ What both engines do with the bytes a Runtime API sends (RFC 9112):
 - Heads are read by h11's rules (RFC 9110 §5.5, §8.6; RFC 9112 §5.2): control characters other
   than NUL, CR, LF, VT and FF are kept in values; obs-fold lines are joined with one space; a
   Content-Length repeated, or listed, with one value is that value. A head larger than
-  `HEAD_LIMIT` (1 MiB) is refused. (httptools reads such heads again with h11.) Trailers are
-  read by each engine's own rules: llhttp refuses control characters and folds there.
+  `HEAD_LIMIT` (1 MiB) is refused. Trailer sections are checked by the same rules, then
+  dropped. (httptools reads such heads and trailer sections again with h11.)
 - End of stream part-way through an answer (in its head, in its body, in a chunk) is a
   `WireError` whose `cut` is true and whose `head` holds the status and headers if they arrived,
   so the caller can say which invocation was lost.

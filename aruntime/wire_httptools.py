@@ -18,6 +18,8 @@ _REREAD = frozenset((
     "Duplicate Content-Length",
     "Invalid character in Content-Length",
 ))
+# The same refusals in a chunked answer's trailer section, which h11 reads by the same rules.
+_TRAILER_REREAD = frozenset(("Invalid header value char", "Unexpected whitespace after header value"))
 # Bytes llhttp's strict parser refuses in a value (all controls but HTAB), for the clean head
 # fed to a fresh parser once h11 has read the odd one; the values delivered are h11's.
 _LLHTTP_UNSAFE = bytes(range(9)) + bytes(range(10, 32)) + b"\x7f"
@@ -42,6 +44,8 @@ class FastWire:
         self._kept: list[bytes] | None = None
         self._pending: bytearray | None = None  # an odd head waiting for its end (`_reread`)
         self._override: list[tuple[bytes, bytes]] | None = None  # h11's headers for the answer
+        self._pending_trailers: bytearray | None = None  # an odd trailer section, its end to come
+        self._trailers_partial = False  # ...whose first line began in a read not kept
         self._body: list[bytes] = []
         self._head: tuple[int, list[tuple[bytes, bytes]]] | None = None  # final answer's head
         self._sending = False
@@ -140,6 +144,10 @@ class FastWire:
             self._pending = None
             pending += data
             self._reread(bytes(pending), 0)
+        elif self._pending_trailers is not None:  # the rest of an odd trailer section
+            pending, self._pending_trailers = self._pending_trailers, None
+            pending += data
+            self._reread_trailers(bytes(pending), pending=True)
         elif self._outstanding == 0 or self._broken or not self._keep_alive:
             _unsolicited(self, data)
             return
@@ -158,6 +166,9 @@ class FastWire:
             if not (self._broken or not self._keep_alive):
                 if self._head is None and self._head_at is not None and str(e) in _REREAD:
                     self._reread_from(data)
+                    return
+                if self._head is not None and str(e) in _TRAILER_REREAD:
+                    self._reread_trailers(bytes(data))
                     return
                 raise WireError(str(e), cut=True, head=self._head) from e
         if self._head_at is not None:  # a head continues in the next read: keep its bytes
@@ -185,6 +196,59 @@ class FastWire:
         if start < 0:
             raise WireError("the Runtime API's answer has a malformed head", cut=True)
         self._reread(raw, start)
+
+    def _reread_trailers(self, raw: bytes, pending: bool = False) -> None:
+        """llhttp refused a trailer section h11 reads (`_TRAILER_REREAD`): check it with h11's
+        rules, end the answer (trailers are dropped, as h11 drops them), and go on with a fresh
+        parser after it. `raw` is the read the refusal came in (or, `pending`, the section's
+        bytes so far); a section begun in an earlier read is checked from where `raw` starts."""
+        import re
+
+        start = 0
+        if not pending:
+            seen = self._headers  # trailer fields llhttp read before the odd one
+            for found in re.finditer(rb"(?:^|\n)0+[ \t]*(?:;[^\r\n]*)?\r?\n", raw):
+                at = found.end()
+                if _lines_match(raw, at, seen):
+                    start = at
+                    if not seen:
+                        break
+        partial = self._trailers_partial if pending else start == 0
+        end = re.compile(rb"\n\r?\n").search(raw, max(start - 1, 0))
+        if end is None:
+            if len(raw) - start > HEAD_LIMIT:
+                raise WireError(HEAD_TOO_LARGE, cut=True, head=self._head)
+            self._pending_trailers = bytearray(raw[start:])
+            self._trailers_partial = partial
+            return
+        section = raw[start:end.start() + 1]  # the trailer lines, the last one's LF included
+        if partial:
+            # Its first line began in a read not kept: check the rest of that line as a value.
+            section = b"X-Partial: x" + (b"\r\n" if section[:1] in (b" ", b"\t") else b"") + section
+        import h11
+
+        conn = h11.Connection(h11.CLIENT)
+        conn.send(h11.Request(method=b"GET", target=b"/", headers=[(b"Host", b"h")]))
+        conn.send(h11.EndOfMessage())
+        try:
+            conn.receive_data(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+                              + section + b"\r\n")
+            while not isinstance(conn.next_event(), h11.EndOfMessage):
+                pass
+        except h11.RemoteProtocolError as e:
+            raise WireError(str(e), cut=True, head=self._head) from e
+        status, headers = self._head  # type: ignore[misc]
+        keep_alive = self._parser.get_http_version() != "1.0" and not any(
+            name == b"connection" and b"close" in value.lower() for name, value in headers)
+        self._parser = self._new_parser()
+        self._headers, self._head_at, self._kept = [], None, None
+        self._finish(keep_alive)
+        rest = raw[end.end():]
+        if rest:
+            if self._outstanding == 0 or self._broken or not self._keep_alive:
+                _unsolicited(self, rest)
+            else:
+                self._feed(rest)
 
     def _reread(self, raw: bytes, start: int) -> None:
         """Read the head at `raw[start:]` with h11 (waiting for its end if need be), then go
@@ -222,6 +286,8 @@ class FastWire:
     def _eof(self) -> None:
         if self._pending is not None:  # in an odd head (`_reread`)
             raise WireError(CUT, cut=True)
+        if self._pending_trailers is not None:
+            raise WireError(CUT, cut=True, head=self._head)
         if not (self._outstanding and self._started and not self._broken):
             raise WireError(CLOSED)
         head = self._head
@@ -254,6 +320,19 @@ def _head_matches(raw: bytes, at: int, status: int, seen: list[tuple[bytes, byte
     if len(first) < 2 or first[1] != b"%d" % status:
         return False
     pos = line_end + 1
+    for name, value in seen:
+        line_end = raw.find(b"\n", pos)
+        if line_end < 0:
+            return False
+        line_name, colon, line_value = raw[pos:line_end].rstrip(b"\r").partition(b":")
+        if not colon or line_name.lower() != name or line_value.strip(b" \t") != value:
+            return False
+        pos = line_end + 1
+    return True
+
+
+def _lines_match(raw: bytes, pos: int, seen: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the header lines at `raw[pos:]` begin with these (lower-cased) fields."""
     for name, value in seen:
         line_end = raw.find(b"\n", pos)
         if line_end < 0:

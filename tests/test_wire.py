@@ -470,3 +470,33 @@ def test_answer_heads_over_one_mib_are_refused(engine):
     odd = _head(b"X-A: \x01", b"X-Big: " + b"b" * (2 * 1024 * 1024), b"Content-Length: 2")
     parts = [odd[i:i + 65536] for i in range(0, len(odd), 65536)]
     assert _odd(engine, parts, False) == [closed(True), ("reusable", False)]
+
+
+ODD_TRAILERS = {
+    # (trailer lines of a chunked answer, read?) Trailers are dropped; h11's rules decide
+    # whether the answer is read or refused, on both engines.
+    "\\x01 in a trailer": (b"X-T: a\x01b", True),
+    "a folded trailer": (b"X-T: a\r\n folded", True),
+    "\\x7f after a plain trailer, before another": (b"X-A: 1\r\nX-T: a\x7fb\r\nX-C: 3", True),
+    "NUL in a trailer": (b"X-T: a\x00b", False),
+    "VT after a fold": (b"X-A: 1\r\n\tfold\r\nX-T: a\x0bb", False),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_TRAILERS))
+@pytest.mark.parametrize("behind", [False, True], ids=["alone", "behind"])
+def test_engines_agree_on_odd_trailers_at_every_split(case, behind):
+    trailers, read = ODD_TRAILERS[case]
+    data = (ACCEPTED_ANSWER if behind else b"") + CHUNKED_HEAD + b"2\r\n{}\r\n0\r\n" + trailers + b"\r\n\r\n"
+    chunked = [RID, (b"transfer-encoding", b"chunked")]
+    expected = [(202, [(b"content-type", b"application/json"), (b"content-length", b"16")],
+                 b'{"status":"OK"}\n')] if behind else []
+    if read:
+        expected += [(200, chunked, b"{}"), (200, OK_RESPONSE.headers, OK_RESPONSE.body),
+                     ("reusable", True)]
+    else:
+        expected += [closed(True, (200, chunked)), ("reusable", False)]
+    for engine in ENGINES:
+        assert _odd(engine, [data], behind) == expected, engine
+        for split in range(1, len(data)):
+            assert _odd(engine, [data[:split], data[split:]], behind) == expected, (engine, split)
