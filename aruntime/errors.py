@@ -119,11 +119,11 @@ def error_body(exc: BaseException, request_id: str = ""
     failure.
 
     The dict keeps the reference's shape and key order: errorMessage, errorType, requestId,
-    stackTrace (SPEC §2); only the exception itself, not its cause or context (`log_stack` has
-    those). Every string in it is an exact `str` encodable as UTF-8 (lone surrogates are
-    escaped). Never raises, whatever the exception does when printed (its `__str__` may raise
-    SystemExit) or whatever the process has become (its cwd removed): the invocation must still
-    be answered. What cannot be computed is left out: the message becomes
+    stackTrace (docs/SPEC.md §2); only the exception itself, not its cause or context
+    (`log_stack` has those). Every string in it is an exact `str` encodable as UTF-8 (lone
+    surrogates are escaped). Never raises, whatever the exception does when printed (its
+    `__str__` may raise SystemExit) or whatever the process has become (its cwd removed): the
+    invocation must still be answered. What cannot be computed is left out: the message becomes
     `<unprintable Name object>`, the stack and the X-Ray cause (then None) are dropped.
     """
     try:
