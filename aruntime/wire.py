@@ -158,7 +158,8 @@ def engine_name(value: str | None) -> str:
     except ImportError:
         if choice:
             raise ValueError("ARUNTIME_HTTP=httptools, but httptools is not installed: "
-                             "pip install 'aruntime[fast]'") from None
+                             "install the fast extra (not on PyPI yet: from a checkout of "
+                             "aruntime, pip install -e '.[fast]')") from None
         return "h11"
     return "httptools"
 

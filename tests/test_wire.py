@@ -303,7 +303,7 @@ def test_httptools_asked_for_but_missing(monkeypatch):
     with pytest.raises(ValueError) as e:
         wire.engine_name("httptools")
     assert str(e.value) == ("ARUNTIME_HTTP=httptools, but httptools is not installed: "
-                            "pip install 'aruntime[fast]'")
+                            "install the fast extra (not on PyPI yet: from a checkout of aruntime, pip install -e '.[fast]')")
 
 
 # -- pipelined requests: two outstanding, their answers in order, split anywhere ---------------
