@@ -80,6 +80,9 @@ def main(handler_spec: str | None) -> int:
         lifecycle.install_sigterm(loop, clients)
         if concurrency > 1:
             invocation.per_task()
+            from .workers import widen_default_executor
+
+            widen_default_executor(loop, concurrency)
             _serve_concurrently(loop, clients, Invoker(handler, kind, logs, set_trace_env=False,
                                                        workers=_workers(kind)))
         else:

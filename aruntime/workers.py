@@ -184,3 +184,16 @@ def _own_loop_per_worker() -> None:
         policy.__class__ = LoopPerWorker
     except TypeError:  # a policy whose class cannot be extended: workers have no loop of their own
         pass
+
+
+def widen_default_executor(loop: asyncio.AbstractEventLoop, concurrency: int) -> None:
+    """Give `loop`'s default executor (`asyncio.to_thread`, `loop.run_in_executor(None, ...)`)
+    a thread for each of the `concurrency` invocations in flight on top of Python's default
+    `min(32, CPUs + 4)`: under the reference each invocation's process has that whole pool, and
+    16 async handlers each blocked in `to_thread` must not run 6 at a time on 2 CPUs. Threads
+    are started only when a call finds none idle, so the headroom costs nothing unused."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = concurrency + min(32, (os.cpu_count() or 1) + 4)
+    loop.set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="asyncio"))

@@ -86,3 +86,16 @@ def stuck_stream(event, context):
                     "finally_at": time.time()}
         with open(event["marker"], "w") as f:
             json.dump(finished, f)
+
+
+def _started_in_thread(s):
+    at = time.time()
+    time.sleep(s)
+    return {"started": at, "thread": threading.current_thread().name,
+            "ident": threading.get_ident()}
+
+
+async def offloads(event, context):
+    # An async handler handing its blocking call (boto3, a file) to a thread: asyncio.to_thread
+    # uses the loop's default executor.
+    return await asyncio.to_thread(_started_in_thread, event.get("s", 0.5))
