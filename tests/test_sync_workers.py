@@ -191,3 +191,15 @@ async def test_a_worker_stuck_in_a_lost_streams_step_holds_up_no_invocation(tmp_
     assert ended["finally_thread"] == ended["step_thread"]
     assert ended["finally_at"] - hung_up_at > 1.5
     assert b"Traceback" not in out + err, (out + err).decode()
+
+
+async def test_a_sync_handler_still_running_does_not_keep_an_exiting_runtime_alive(fake_api):
+    # The Runtime API ends the run (500 on /next) while a sync handler blocks for 30 s: its
+    # invocation cannot be answered any more, and the process must exit now, not in 30 s.
+    proc = await start(fake_api, "started", 2)
+    fake_api.push({"s": 30})
+    await fake_api.wait_for(lambda ex: ex.method == "GET" and ex.status == 200)  # handed out
+    await asyncio.sleep(0.3)  # and blocking in its worker thread
+    fake_api.finish()
+    assert await proc.wait(5) == 1
+    assert b"exiting: Runtime API" in proc.stderr
