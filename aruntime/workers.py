@@ -141,6 +141,13 @@ class Workers:
             worker.retire()
 
 
+def own_event_loop() -> None:
+    """Give the calling thread the workers' rule for `asyncio.get_event_loop()`: a loop of its
+    own, made when first asked for (a `ThreadPoolExecutor` initializer: the WSGI bridge's)."""
+    _own_loop_per_worker()
+    _worker_thread.loop = None
+
+
 def explain_thread_limit(exc: BaseException) -> BaseException:
     """`exc`, its message extended with `THREAD_LIMIT` when it is Python refusing a signal
     handler outside the main thread (ValueError from `signal`, RuntimeError from asyncio)."""

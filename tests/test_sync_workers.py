@@ -203,3 +203,19 @@ async def test_a_sync_handler_still_running_does_not_keep_an_exiting_runtime_ali
     fake_api.finish()
     assert await proc.wait(5) == 1
     assert b"exiting: Runtime API" in proc.stderr
+
+
+@pytest.mark.parametrize("n", [1, 2])
+async def test_a_wsgi_apps_thread_has_an_event_loop_of_its_own(fake_api, n):
+    # aruntime.wsgi runs the app in a thread at every N (apig-wsgi and the reference run it on
+    # the main thread, where get_event_loop() works).
+    from tests.web.http_events import v2
+
+    proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.handlers.worker_wsgi.handler"],
+                             fake_api, env={"AWS_LAMBDA_MAX_CONCURRENCY": str(n)})
+    ids = [fake_api.push(v2("GET", "/")) for _ in range(2)]
+    posts = await answers(fake_api, ids)
+    await finish(fake_api, proc)
+    for rid in ids:
+        assert posts[rid].path.endswith("/response"), posts[rid].body
+        assert posts[rid].json()["body"] == "ran runtime_loop=False"
