@@ -80,9 +80,10 @@ def main(handler_spec: str | None) -> int:
         lifecycle.install_sigterm(loop, clients)
         if concurrency > 1:
             invocation.per_task()
-            from .workers import widen_default_executor
+            from .workers import guard_signal_handlers, widen_default_executor
 
             widen_default_executor(loop, concurrency)
+            guard_signal_handlers()
             _serve_concurrently(loop, clients, Invoker(handler, kind, logs, set_trace_env=False,
                                                        workers=_workers(kind)))
         else:

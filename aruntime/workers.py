@@ -204,3 +204,47 @@ def widen_default_executor(loop: asyncio.AbstractEventLoop, concurrency: int) ->
 
     threads = concurrency + min(32, (os.cpu_count() or 1) + 4)
     loop.set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="asyncio"))
+
+
+def guard_signal_handlers() -> None:
+    """Under concurrency, keep an exception a Python signal handler raises from ending the runtime.
+
+    Python runs signal handlers in the main thread, which then runs the event loop, not a
+    handler: the SIGALRM "soft timeout" pattern (`signal.signal(SIGALRM, raise_timeout)` at
+    import, `signal.alarm(n)` in the handler) would raise into the runtime's loop and end the
+    process, every invocation in flight lost. Each Python handler set by then (SIGTERM's and
+    SIGINT's aside: they end the process by design, see lifecycle.py) is wrapped so that what it
+    raises (an `Exception`; SystemExit and KeyboardInterrupt still end the process) is logged
+    as an error instead. Call once, on the main thread, after the handler module's import.
+    """
+    import logging
+    import signal
+
+    log = logging.getLogger("aruntime")
+
+    def guarded(number: int, handler: Callable[..., Any]) -> Callable[..., Any]:
+        def run_handler(signum: int, frame: Any) -> Any:
+            try:
+                return handler(signum, frame)
+            except Exception as e:  # noqa: BLE001 - it has nowhere else to go
+                log.error("the %s handler %s raised %s: %s; ignored: with "
+                          "AWS_LAMBDA_MAX_CONCURRENCY > 1 signal handlers run on the main thread, "
+                          "which runs the event loop, not your handler (see the README's section "
+                          "'Many invocations in one process')", signal.Signals(number).name,
+                          getattr(handler, "__qualname__", repr(handler)), type(e).__name__, e)
+            return None
+
+        run_handler._aruntime_guarded = True  # type: ignore[attr-defined]
+        return run_handler
+
+    for number in signal.valid_signals():
+        if number in (signal.SIGTERM, signal.SIGINT):
+            continue
+        try:
+            handler = signal.getsignal(number)
+        except (OSError, ValueError):
+            continue
+        if (not callable(handler) or getattr(handler, "_aruntime_guarded", False)
+                or getattr(handler, "__module__", "").startswith(("asyncio", "uvloop"))):
+            continue  # SIG_DFL / SIG_IGN / set from C, already wrapped, or an event loop's
+        signal.signal(number, guarded(number, handler))

@@ -219,3 +219,30 @@ async def test_a_wsgi_apps_thread_has_an_event_loop_of_its_own(fake_api, n):
     for rid in ids:
         assert posts[rid].path.endswith("/response"), posts[rid].body
         assert posts[rid].json()["body"] == "ran runtime_loop=False"
+
+
+@pytest.mark.parametrize("n", [1, 2])
+async def test_a_soft_timeout_alarm_never_ends_the_runtime(fake_api, n):
+    # One invocation at a time the SIGALRM handler interrupts the handler, as under the
+    # reference. At N > 1 it runs on the main thread, in the runtime's event loop: what it raises
+    # must be logged, not end the process with every invocation in flight.
+    proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.handlers.worker_alarm.handler"],
+                             fake_api, env={"AWS_LAMBDA_MAX_CONCURRENCY": str(n)})
+    ids = [fake_api.push({"alarm": 1, "s": 1.5}) for _ in range(n)]
+    posts = await answers(fake_api, ids)
+    later = [fake_api.push({"alarm": 0, "s": 0})]  # and it goes on serving
+    posts.update(await answers(fake_api, later))
+    output = await finish(fake_api, proc)
+    assert [posts[rid].json() for rid in ids] == [{"timed_out": n == 1}] * n, output
+    assert posts[later[0]].json() == {"timed_out": False}
+    logged = [json.loads(line) for line in output.splitlines()
+              if line.startswith("{") and "SIGALRM" in line]
+    if n == 1:
+        assert logged == []
+    else:
+        assert [r["message"] for r in logged] == [
+            "the SIGALRM handler _timeout raised TimeoutError: soft timeout; ignored: with "
+            "AWS_LAMBDA_MAX_CONCURRENCY > 1 signal handlers run on the main thread, which runs "
+            "the event loop, not your handler (see the README's section 'Many invocations in "
+            "one process')"], output
+        assert logged[0]["level"] == "ERROR"
