@@ -89,7 +89,12 @@ class Invoker:
             await self._invoke(client, inv, None)
             return
         # All of this invocation's sync code runs on one worker thread (workers.py).
-        worker = self.workers.take()
+        try:
+            worker = self.workers.take()
+        except RuntimeError as e:  # "can't start new thread": a process or memory limit
+            await self.fail(client, inv, RuntimeFault(
+                errors.NO_WORKER_THREAD, f"No thread could be started for this invocation: {e}"))
+            return
         try:
             await self._invoke(client, inv, worker)
         finally:

@@ -246,3 +246,21 @@ async def test_a_soft_timeout_alarm_never_ends_the_runtime(fake_api, n):
             "the event loop, not your handler (see the README's section 'Many invocations in "
             "one process')"], output
         assert logged[0]["level"] == "ERROR"
+
+
+async def test_a_thread_the_os_refuses_fails_only_that_invocation(fake_api):
+    proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.handlers.worker_nothread.handler"],
+                             fake_api, env={"AWS_LAMBDA_MAX_CONCURRENCY": "2"})
+    await fake_api.wait_polling(2)
+    first, refused = fake_api.push({"s": 0.5}), fake_api.push({"s": 0})
+    posts = await answers(fake_api, [first, refused])
+    later = fake_api.push({"s": 0})  # the first thread, idle again, serves it
+    posts.update(await answers(fake_api, [later]))
+    output = await finish(fake_api, proc)
+    assert posts[first].json() == posts[later].json() == {"ok": "aruntime-sync_0"}
+    post = posts[refused]
+    assert post.path.endswith("/error")
+    assert post.header("lambda-runtime-function-error-type") == "Runtime.NoWorkerThread"
+    assert post.json()["errorMessage"] == (
+        "No thread could be started for this invocation: can't start new thread")
+    assert "Traceback" not in output + proc.stderr.decode()
