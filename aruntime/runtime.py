@@ -85,7 +85,7 @@ def main(handler_spec: str | None) -> int:
             widen_default_executor(loop, concurrency)
             guard_signal_handlers()
             _serve_concurrently(loop, clients, Invoker(handler, kind, logs, set_trace_env=False,
-                                                       workers=_workers(kind)))
+                                                       workers=_workers(kind, loop)))
         else:
             _serve(loop, client, Invoker(handler, kind, logs))
     except (RuntimeAPIError, RuntimeAPIUnavailable) as e:
@@ -238,12 +238,12 @@ def _serve(loop: asyncio.AbstractEventLoop, client: RuntimeClient, invoker: Invo
                          _answer_then_next(invoker.answer(client, inv, result), client))
 
 
-def _workers(kind: Kind) -> Any:
+def _workers(kind: Kind, loop: asyncio.AbstractEventLoop) -> Any:
     if kind not in (Kind.SYNC, Kind.GENERATOR):
         return None
     from .workers import Workers
 
-    return Workers()
+    return Workers(loop)
 
 
 def _serve_concurrently(loop: asyncio.AbstractEventLoop, clients: list[RuntimeClient],

@@ -110,12 +110,14 @@ class Worker:
 
 
 class Workers:
-    """The idle workers, and new ones when none is idle. Used from the event loop's thread."""
+    """The idle workers, and new ones when none is idle, for sync code that `loop` (the runtime's,
+    running on the calling thread) waits on. Used from the event loop's thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._idle: list[Worker] = []
         self._started = 0
         _own_loop_per_worker()
+        _share_with_workers(loop)
 
     def take(self) -> Worker:
         """An idle worker (the one that ran last: its thread is warm), or a new one."""
@@ -139,6 +141,37 @@ class Workers:
         idle, self._idle = self._idle, []
         for worker in idle:
             worker.retire()
+
+
+def _share_with_workers(loop: asyncio.AbstractEventLoop) -> None:
+    """Let a worker drive `loop` as one invocation at a time can: `loop.run_until_complete(aw)`
+    called from a worker thread runs `aw` on `loop`, in its own thread, and waits for it there.
+
+    A handler module that took "the" loop at import (`LOOP = asyncio.get_event_loop()`, then
+    `LOOP.run_until_complete(main(event))` in the handler, the older pattern) got the runtime's
+    loop, which the runtime leaves idle while a sync handler runs one at a time; under
+    concurrency it runs all the time, and asyncio refuses a second `run_until_complete`
+    ("This event loop is already running"). Its coroutines run where its import-time objects
+    (clients, sessions) were made, as with one invocation at a time; the worker thread blocks
+    until the result (or the exception) is there. Called from the loop's own thread, or while
+    the loop does not run, `run_until_complete` is asyncio's own.
+    """
+    if getattr(loop, "_aruntime_shared", False):
+        return
+    own = loop.run_until_complete
+    owner = threading.get_ident()
+
+    def run_until_complete(future: Any) -> Any:
+        if threading.get_ident() == owner or not loop.is_running():
+            return own(future)
+        return asyncio.run_coroutine_threadsafe(_awaited(future), loop).result()
+
+    loop.run_until_complete = run_until_complete  # type: ignore[method-assign]
+    loop._aruntime_shared = True  # type: ignore[attr-defined]
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def own_event_loop() -> None:

@@ -264,3 +264,18 @@ async def test_a_thread_the_os_refuses_fails_only_that_invocation(fake_api):
     assert post.json()["errorMessage"] == (
         "No thread could be started for this invocation: can't start new thread")
     assert "Traceback" not in output + proc.stderr.decode()
+
+
+@pytest.mark.parametrize("n", [1, 4])
+async def test_the_loop_a_module_took_at_import_runs_its_coroutines_at_any_n(fake_api, n):
+    # `LOOP = asyncio.get_event_loop()` at import, `LOOP.run_until_complete(...)` in a sync
+    # handler: one at a time the runtime's loop is idle while the handler runs; at N > 1 it
+    # runs all the time, and the call must still run the coroutine there (asyncio alone says
+    # "This event loop is already running").
+    proc = await start(fake_api, "module_loop", n)
+    ids = [fake_api.push({"s": 0.3}) for _ in range(n)]
+    got = [ex.json() for ex in (await answers(fake_api, ids)).values()]
+    await finish(fake_api, proc)
+    assert all(g["on_module_loop"] and g["thread"] == "MainThread" for g in got), got
+    # Side by side: each waited 0.3 s, all at the same time.
+    assert max(g["started"] for g in got) < min(g["ended"] for g in got), got

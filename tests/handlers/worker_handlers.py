@@ -99,3 +99,16 @@ async def offloads(event, context):
     # An async handler handing its blocking call (boto3, a file) to a thread: asyncio.to_thread
     # uses the loop's default executor.
     return await asyncio.to_thread(_started_in_thread, event.get("s", 0.5))
+
+
+async def _on_the_loop(s):
+    await asyncio.sleep(s)
+    return {"on_module_loop": asyncio.get_running_loop() is RUNTIME_LOOP,
+            "thread": threading.current_thread().name}
+
+
+def module_loop(event, context):
+    # The older pattern: the loop taken at import, driven by every invocation.
+    started = time.time()
+    out = RUNTIME_LOOP.run_until_complete(_on_the_loop(event["s"]))
+    return {**out, "started": started, "ended": time.time()}
