@@ -17,10 +17,15 @@
 - **An event loop per worker, never the runtime's.** `asyncio.get_event_loop()` in a worker
   thread gives that thread's own loop, made the first time its code asks (as the main thread's
   loop is made for the reference client's handlers), and a new one if the code closed the last.
-  `asyncio.run()` works as anywhere.
+  `asyncio.run()` works as anywhere. The loop a module took at import is the runtime's: its
+  `run_until_complete` from a worker runs the coroutine there (`_share_with_workers`).
 - What cannot work in a thread fails naming the limit: Python lets only the main thread set
   signal handlers (`signal.signal`, `signal.set_wakeup_fd`, `loop.add_signal_handler`), and
-  the error a handler gets says so and where the README tells what to do instead.
+  the error a handler gets says so and where the README tells what to do instead. A handler
+  set at import raising on the main thread is logged, not let into the runtime's loop
+  (`guard_signal_handlers`).
+- Async handlers' blocking calls (`asyncio.to_thread`) get a thread per invocation in flight
+  too (`widen_default_executor`).
 
 Workers are daemon threads: a handler still running when the runtime exits does not keep the
 process alive (its invocation cannot be answered any more).
