@@ -23,7 +23,7 @@ def current() -> CurrentInvocation | None:
     """The invocation the calling task or thread works for, or None outside every invocation.
 
     Its `request_id`, `tenant_id`, `trace_id` (the X-Ray header) and `invocation_id`
-    (`Lambda-Runtime-Invocation-Id`) come from the invocation's `/next` headers (SPEC §2). It
+    (`Lambda-Runtime-Invocation-Id`) come from the invocation's `/next` headers (docs/SPEC.md §2). It
     stays right when invocations run concurrently: a task, a thread an invocation's code
     started, and a pool task it submitted work for that invocation (README, "Tracing and
     observability"). With one invocation at a time every thread sees the one running.

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
             if not (e.name or "").startswith("aruntime.tools"):
                 raise
             sys.stderr.write("aruntime: this copy holds the runtime only (as a Lambda layer does): "
-                             "install the package (pip install aruntime) for the command-line tools\n")
+                             "install the package for the command-line tools (not on PyPI yet: "
+                             "from a checkout of aruntime, pip install -e .)\n")
             return 2
         return tools(args)
     from .runtime import main as run

@@ -13,7 +13,7 @@ serving loops, which always ask for the next invocation after a post), `post` se
 follows reads both answers: the next long-poll is on the wire as soon as the answer is, and one
 wake-up of the event loop reads both. (Whatever runs between the two, such as an OpenTelemetry
 flush, no longer delays the answer.) Lambda's Runtime API (Go net/http, as in its emulator)
-and cargo-lambda answer pipelined requests in order (SPEC §8). What happens when something
+and cargo-lambda answer pipelined requests in order (docs/SPEC.md §8). What happens when something
 goes wrong:
 - The server must first show it reads a request sent behind another: the first `GET /next` on a
   connection carries `OPTIONS *` behind it (`protocol.probe_request`, harmless: RFC 9110
@@ -31,7 +31,7 @@ goes wrong:
   sent again on a new connection, as for any request, then the `/next`.
 - The post is answered 4xx (410 gone, 413 too large, 400, 403): logged, that invocation failed,
   and the `/next` behind it is answered as usual; 5xx: `next` raises `RuntimeAPIError`, the
-  runtime exits (the service's rule, SPEC §2).
+  runtime exits (the service's rule, docs/SPEC.md §2).
 - The pipelined `/next` is refused as a request (400, 405, 411, 414, 431, 501, 505): pipelining
   is turned off and the `/next` is asked again on a new connection.
 - SIGTERM while the `/next` waits closes the connection as before (the hooks run, the runtime
@@ -456,7 +456,7 @@ class RuntimeClient:
         raise RuntimeAPIUnavailable(f"Runtime API {head.target.decode()}: {error}")
 
     async def next(self) -> Invocation:
-        """`GET /next`: the next invocation (any 2xx answer carries one, SPEC §8). After a post
+        """`GET /next`: the next invocation (any 2xx answer carries one, docs/SPEC.md §8). After a post
         that `pipeline` sent with a `/next` behind it, the answers to both; see the module
         docstring."""
         flight = self._in_flight

@@ -119,7 +119,7 @@ def error_body(exc: BaseException, request_id: str = "") -> tuple[str, dict[str,
     """(error-type header, error dict, X-Ray cause JSON) for an invocation or init failure.
 
     The dict keeps the reference's shape and key order: errorMessage, errorType, requestId,
-    stackTrace (SPEC §2); only the exception itself, not its cause or context (`log_stack` has
+    stackTrace (docs/SPEC.md §2); only the exception itself, not its cause or context (`log_stack` has
     those). Every string in it is encodable as UTF-8 (lone surrogates are escaped).
     """
     if isinstance(exc, _Escaped):

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 
 class CurrentInvocation:
-    """What identifies the invocation a piece of code is working for (SPEC §2 headers).
+    """What identifies the invocation a piece of code is working for (docs/SPEC.md §2 headers).
 
     - `request_id` (str): `Lambda-Runtime-Aws-Request-Id`, the context's `aws_request_id`.
     - `tenant_id` (str or None): `Lambda-Runtime-Aws-Tenant-Id`, for tenant-isolated functions.

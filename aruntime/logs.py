@@ -1,6 +1,6 @@
 """Log formats and sinks: text and JSON records, telemetry-fd frames, error lines.
 
-Byte formats follow the reference client (SPEC §4). The request id and tenant id of a record
+Byte formats follow the reference client (docs/SPEC.md §4). The request id and tenant id of a record
 are those of the invocation the logging code works for (`invocation.py`).
 
 Writing a log line never raises: whatever stdout has become (another encoding, closed, None, a
@@ -15,6 +15,7 @@ import codecs
 import io
 import logging
 import os
+import re
 import sys
 import time
 import traceback
@@ -62,15 +63,19 @@ def frame(frame_type: bytes, message: bytes, timestamp_us: int) -> bytes:
             + message)
 
 
-def write_stdout(text: str) -> None:
-    """Write `text` to `sys.stdout` as it is now; never raises (see the module docstring)."""
+def write_stdout(text: str, indented: bool = False) -> None:
+    """Write `text` to `sys.stdout` as it is now; never raises (see the module docstring).
+
+    `indented`: `text` is an error record whose lines are indented with ERROR_INDENT; where
+    stdout cannot encode that character the indent becomes plain spaces (`escape_indented`)."""
     stream = sys.stdout
     try:
         stream.write(text)
         return
     except UnicodeEncodeError:  # e.g. PYTHONIOENCODING=ascii, or a C locale without UTF-8
         try:
-            stream.write(escape(text, getattr(stream, "encoding", None) or "ascii"))
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(escape_indented(text, encoding) if indented else escape(text, encoding))
             return
         except Exception:  # noqa: BLE001, S110 - fall through to the fds
             pass
@@ -130,6 +135,27 @@ def escape(text: str, encoding: str) -> str:
         return text.encode("ascii", _ESCAPE).decode("ascii")
 
 
+def escape_indented(text: str, encoding: str) -> str:
+    """`escape(text, encoding)`, but where `encoding` cannot write ERROR_INDENT (U+00A0, the
+    indent of Lambda's error lines) each line's leading run of it becomes as many spaces:
+    `  File "app.py"` stays readable instead of `\\u00a0\\u00a0File "app.py"`. Lines begin
+    after `\\r` or `\\n`; an ERROR_INDENT inside a line is escaped as any other character."""
+    if not _encodes(ERROR_INDENT, encoding):
+        text = _LEADING_INDENT.sub(lambda m: " " * len(m.group()), text)
+    return escape(text, encoding)
+
+
+_LEADING_INDENT = re.compile(f"(?:^|(?<=[\r\n])){ERROR_INDENT}+")
+
+
+def _encodes(char: str, encoding: str) -> bool:
+    try:
+        char.encode(encoding)
+        return True
+    except (UnicodeError, LookupError):
+        return False
+
+
 class StandardSink:
     """Logs to stdout, as Lambda captures it when no telemetry fd is given."""
 
@@ -137,7 +163,7 @@ class StandardSink:
         write_stdout(msg)
 
     def log_error(self, lines: list[str]) -> None:
-        write_stdout(ERROR_LINE_TERMINATOR.join(lines) + "\n")
+        write_stdout(ERROR_LINE_TERMINATOR.join(lines) + "\n", indented=True)
 
 
 class TelemetrySink:
@@ -151,7 +177,8 @@ class TelemetrySink:
         self.error_frame_type = error_frame_type
         self.broken = False
 
-    def log(self, msg: str, frame_type: bytes | None = None, as_text: str | None = None) -> None:
+    def log(self, msg: str, frame_type: bytes | None = None, as_text: str | None = None,
+            indented: bool = False) -> None:
         if not self.broken:
             data = frame(frame_type or DEFAULT_FRAME_TYPE, msg.encode("utf-8", "backslashreplace"),
                          time.time_ns() // 1000)
@@ -165,11 +192,11 @@ class TelemetrySink:
                 self.broken = True
         if as_text is None:
             as_text = msg if msg.endswith("\n") else msg + "\n"
-        write_stdout(as_text)
+        write_stdout(as_text, indented)
 
     def log_error(self, lines: list[str]) -> None:
         self.log("\n".join(lines), self.error_frame_type,
-                 ERROR_LINE_TERMINATOR.join(lines) + "\n")
+                 ERROR_LINE_TERMINATOR.join(lines) + "\n", indented=True)
 
 
 class _RequestIdFilter(logging.Filter):

@@ -2,7 +2,7 @@
 
 Turn it on with `ARUNTIME_OTEL=1` in the function's environment, or by calling `instrument()`
 at module level in the handler's module (during init, before the first invocation). Needs the
-`otel` extra (`pip install 'aruntime[otel]'`: opentelemetry-api and -sdk). When it is off this
+`otel` extra (opentelemetry-api and -sdk; from a checkout, `pip install -e '.[otel]'`). When it is off this
 module is never imported and the runtime pays one `is None` check where an invocation begins
 and one where it ends.
 

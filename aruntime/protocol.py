@@ -41,7 +41,7 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9._~-]+\Z")
 
 
 class RuntimeAPIAddress(NamedTuple):
-    """Where the Runtime API listens, parsed from `AWS_LAMBDA_RUNTIME_API` (SPEC §1, §8)."""
+    """Where the Runtime API listens, parsed from `AWS_LAMBDA_RUNTIME_API` (docs/SPEC.md §1, §8)."""
 
     host: str  # what to connect to: a name, an IPv4 address, or an IPv6 address (no brackets)
     port: int
@@ -100,14 +100,14 @@ def _bad_address(value: str, reason: str) -> ValueError:
 
 
 def prefixed(head: RequestHead, prefix: str) -> RequestHead:
-    """`head` with its target under the address's path prefix (SPEC §8)."""
+    """`head` with its target under the address's path prefix (docs/SPEC.md §8)."""
     if not prefix:
         return head
     return head._replace(target=prefix.encode() + head.target)
 
 
 def is_success(status: int) -> bool:
-    """Any 2xx is success for every Runtime API call (SPEC §8: the RIE answers 202,
+    """Any 2xx is success for every Runtime API call (docs/SPEC.md §8: the RIE answers 202,
     cargo-lambda 200)."""
     return 200 <= status < 300
 
@@ -144,7 +144,7 @@ def parse_invocation(headers: list[tuple[bytes, bytes]], body: bytes) -> Invocat
         deadline_ms = None
     if deadline_ms is not None and deadline_ms < _EPOCH_FLOOR_MS:
         # Not epoch milliseconds of this century: zero, negative, or cargo-lambda's "600000"
-        # (a duration, SPEC §8). Read as no deadline, as for a value that is not a number.
+        # (a duration, docs/SPEC.md §8). Read as no deadline, as for a value that is not a number.
         deadline_ms = None
     return Invocation(
         request_id=_text(h.get(b"lambda-runtime-aws-request-id")) or "",

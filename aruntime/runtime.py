@@ -41,7 +41,7 @@ def main(handler_spec: str | None) -> int:
         return 1
     # Created before logging is set up: its "Using selector" debug record is not the function's.
     loop = loops.new_loop(kind_of_loop)
-    # Lambda Managed Instances accept only JSON logs (SPEC §5).
+    # Lambda Managed Instances accept only JSON logs (docs/SPEC.md §5).
     logs = Logs(force_json=concurrency > 1)
     logs.install()
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API")
@@ -114,7 +114,7 @@ def max_concurrency(value: str | None) -> int:
 def _init_failed(loop: asyncio.AbstractEventLoop, client: RuntimeClient, logs: Logs,
                  exc: BaseException) -> int:
     _, error, _ = errors.error_body(exc)
-    # SPEC §1: init errors carry the errorType itself (the reference does the same).
+    # docs/SPEC.md §1: init errors carry the errorType itself (the reference does the same).
     header = error["errorType"]
     logging.warning(UNHANDLED_WARNING)
     logs.error(error, errors.log_stack(exc))

@@ -2,7 +2,7 @@
 
 A generator handler yields chunks; a writer handler (`async def handler(event, context,
 stream)`, marked `@aruntime.streaming`) writes them. Both feed the same `ResponseStream`, which
-opens the streamed `/response` at the first byte (SPEC §3).
+opens the streamed `/response` at the first byte (docs/SPEC.md §3).
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ class ResponseStream:
             if self._opened:
                 raise StreamClosedError("HttpResponse must be written before any body byte")
             self._content_type = HTTP_INTEGRATION
-            # The JSON and its separator go out as two chunks (SPEC §8: cargo-lambda parses the
+            # The JSON and its separator go out as two chunks (docs/SPEC.md §8: cargo-lambda parses the
             # prelude per chunk; the Node.js runtime writes them apart too).
             prelude, chunk = data.prelude()[:-len(PRELUDE_SEPARATOR)], PRELUDE_SEPARATOR
         elif isinstance(data, str):

@@ -1,4 +1,4 @@
-"""Lambda Managed Instances (SPEC §5): N pollers, one process, one event loop."""
+"""Lambda Managed Instances (docs/SPEC.md §5): N pollers, one process, one event loop."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How the runtime treats Runtime API answers that are not 2xx and connections that die (SPEC §2).
+"""How the runtime treats Runtime API answers that are not 2xx and connections that die (docs/SPEC.md §2).
 
 410 and 413 fail one invocation and the service goes on: log, then serve the next one. 500 means
 the sandbox is broken: exit 1. A dead or refused connection is retried a bounded number of

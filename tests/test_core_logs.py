@@ -1,4 +1,4 @@
-"""Logging (SPEC §4): frame bytes, JSON and text records, error lines, telemetry fd, stdout.
+"""Logging (docs/SPEC.md §4): frame bytes, JSON and text records, error lines, telemetry fd, stdout.
 
 The first half drives `aruntime.logs` in-process and compares with awslambdaric's own code on
 the same input; the second runs the real runtime process against the fake Runtime API.

@@ -1,6 +1,6 @@
 """The real runtime process against the recording fake Runtime API: exact bytes on the wire.
 
-SPEC §1 (init errors), §2 (responses, errors, Invocation-Id echo, keep-alive), plus the async
+docs/SPEC.md §1 (init errors), §2 (responses, errors, Invocation-Id echo, keep-alive), plus the async
 contract: one event loop for the life of the process.
 """
 
@@ -141,7 +141,7 @@ async def test_error_stack_trace_has_no_caret_lines(fake_api: FakeRuntimeAPI) ->
     ]
 
 
-# -- init errors (SPEC §1) -------------------------------------------------------------------
+# -- init errors (docs/SPEC.md §1) -----------------------------------------------------------
 
 
 def _init_rows() -> list[Any]:
@@ -176,7 +176,7 @@ async def test_init_error_rows(fake_api: FakeRuntimeAPI, handler: str, error_typ
     ex = fake_api.exchanges[0]
     body = json.dumps({"errorMessage": message, "errorType": error_type, "requestId": "",
                        "stackTrace": trace}, separators=(",", ":")).encode()
-    # SPEC §1: the header carries the errorType itself, as the reference sends it.
+    # docs/SPEC.md §1: the header carries the errorType itself, as the reference sends it.
     header = error_type
     assert ex.raw == head(
         fake_api, "POST", "/2018-06-01/runtime/init/error", "Content-Type: application/json",

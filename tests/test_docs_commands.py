@@ -45,7 +45,7 @@ RUNNERS = {
     (README, "curl -N 'http://127.0.0.1:9000/chat?prompt=hello'"): "test_readme_first_commands",
     (README, BOTO3_NEEDLE): "test_readme_first_commands",
     (README, "bash .ci/run"): "CI itself: .ci/run is what CI runs",
-    (README, "pip install '.[boto3]'"): "test_readme_install_lines",
+    (README, "pip install -e '.[boto3]'"): "test_readme_install_lines",
     (DEPLOY_README, "-o examples/deploy/aruntime-layer.zip"): "test_deploy_layer_commands",
     (DEPLOY_README, "pip wheel --no-deps -w dist ."): "checkout.built_wheel (tests/test_deploy.py)",
     (DEPLOY_README, "mkdir -p build/fn"): "test_deploy_provided_commands",
@@ -73,6 +73,53 @@ def test_every_command_block_is_run_or_marked_illustrative() -> None:
         block_with(path, needle, "python" if needle == BOTO3_NEEDLE else "sh")  # exactly one each
 
 
+FROM_CHECKOUT = re.compile(r"^pip install -e (\.|'\.\[\w+\]')$")
+
+
+def install_commands(path: Path) -> list[tuple[str, str, bool]]:
+    """Each `pip install` of `path`: (the command, where, whether it is marked illustrative).
+    From the runnable shell blocks, each line; from the prose, each inline code span (not a
+    Dockerfile's `RUN` line), marked when "illustrative" follows it in its sentence."""
+    found = []
+    for block in blocks(path, "sh"):
+        for line in block.text.splitlines():
+            if "pip install" in line:
+                found.append((line.split(" #", 1)[0].strip(), str(block), block.illustrative))
+    prose = re.sub(r"^\s*```.*?^\s*```", "", path.read_text(), flags=re.M | re.S)
+    for m in re.finditer(r"`([^`]*pip install[^`]*)`", prose):
+        if m.group(1).startswith("RUN "):
+            continue
+        sentence = re.split(r"(?<=[.:])\s", prose[m.end():], maxsplit=1)[0]
+        found.append((m.group(1), f"{path.relative_to(REPO_ROOT)}: prose", "illustrative" in sentence))
+    return found
+
+
+def test_install_commands_have_one_form_and_are_run_or_marked() -> None:
+    """Every install of aruntime the docs show is `pip install -e .` or `pip install -e '.[extra]'`
+    from the checkout's root, and is a line of a block a test runs or is marked illustrative;
+    the published name appears only as what replaces them once published."""
+    run_lines = {line.split(" #", 1)[0].strip() for block in command_blocks() if not block.illustrative
+                 for line in block.text.splitlines()}
+    seen = []
+    for path in (README, DEPLOY_README):
+        for command, where, illustrative in install_commands(path):
+            for part in command.split("&&"):
+                if "pip install" not in part:
+                    continue
+                part = re.sub(r"^\S*/bin/pip ", "pip ", part.strip()).replace(" -q ", " ")
+                if re.match(r"pip install aruntime\b", part):
+                    text = path.read_text()
+                    at = text.index(f"`{command}`")
+                    assert "published" in text[at - 150:at + len(command) + 150], (where, command)
+                    continue
+                if " ." in part or "'." in part:
+                    assert FROM_CHECKOUT.match(part), (where, command)
+                    seen.append(part)
+            if where.endswith("prose") and not command.startswith("pip install aruntime"):
+                assert illustrative or command in run_lines, f"{where}: `{command}` is neither run nor marked"
+    assert {"pip install -e .", "pip install -e '.[emulator]'", "pip install -e '.[boto3]'"} <= set(seen)
+
+
 def test_deploy_paths_are_consistent() -> None:
     """The layer zip the recipes build is the one the CLI and SAM recipes upload."""
     text = DEPLOY_README.read_text()
@@ -88,19 +135,29 @@ def test_deploy_paths_are_consistent() -> None:
 
 
 def test_readme_install_lines(clone: Path, clone_venv: Path) -> None:
-    block = block_with(README, "pip install '.[boto3]'")
+    block = block_with(README, "pip install -e '.[boto3]'")
     run_block(block, clone, venv_env(clone_venv, clone.parent))
     code = ("import aruntime, h11, orjson, httptools, aiohttp, watchfiles, awslambdaric, boto3, sys; "
             "print(aruntime.__file__)")
-    proc = subprocess.run([str(clone_venv / "bin" / "python"), "-c", code], cwd=str(clone.parent),
-                          env=venv_env(clone_venv, clone.parent), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    # Installed from the checkout (a copy in site-packages), not run from it.
-    assert "site-packages" in proc.stdout
+    elsewhere = clone.parent / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+
+    def imported_from(cwd: Path) -> str:
+        proc = subprocess.run([str(clone_venv / "bin" / "python"), "-c", code], cwd=str(cwd),
+                              env=venv_env(clone_venv, clone.parent), capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    # Installed from the checkout, editable: the clone's own files are what runs.
+    assert Path(imported_from(elsewhere)).resolve() == (clone / "aruntime" / "__init__.py").resolve()
+    assert (clone_venv / "bin" / "aruntime").is_file()
+    # README's caveat: from the folder holding the clone, Python takes the clone's folder for
+    # an (empty) namespace package `aruntime` (setuptools' editable finder, pypa/setuptools#3557).
+    assert imported_from(clone.parent) == "None"
     # The extras README names are the project's.
     tomllib = pytest.importorskip("tomllib")
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    for name in re.findall(r"pip install '\.\[(\w+)\]'", README.read_text()):
+    for name in re.findall(r"pip install -e '\.\[(\w+)\]'", README.read_text()):
         assert name in extras, name
     assert any(d.startswith("boto3") for d in extras["boto3"])
     assert any(d.startswith("awslambdaric") for d in extras["reference"])

@@ -1,7 +1,7 @@
 """aruntime against cargo-lambda's Runtime API (`cargo lambda watch --only-lambda-apis`).
 
 cargo-lambda (PyPI `cargo-lambda`, a binary wheel; Rust, hyper) is an independent implementation
-of the Lambda Runtime API and of the Invoke and Function URL surfaces in front of it (SPEC §8).
+of the Lambda Runtime API and of the Invoke and Function URL surfaces in front of it (docs/SPEC.md §8).
 It differs from the service where aruntime used to fail: it sets AWS_LAMBDA_RUNTIME_API to
 `http://host:port/.rt[/<function>]`, answers `200` instead of `202`, and parses the
 HTTP-integration prelude per chunk.

@@ -91,7 +91,7 @@ async def test_emulator_passes_lambdas_variables_and_env_only(tmp_path: Path,
     caller = {k: os.environ[k] for k in FROM_CALLER if k in os.environ}
     assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", seen.pop("AWS_LAMBDA_LOG_STREAM_NAME"))
     host, _, port = seen.pop("AWS_LAMBDA_RUNTIME_API").rpartition(":")
-    # Set by the runtime for each invocation (SPEC §1), from the emulator's trace header.
+    # Set by the runtime for each invocation (docs/SPEC.md §1), from the emulator's trace header.
     assert seen.pop("_X_AMZN_TRACE_ID").startswith("Root=1-")
     # Python's own: where en_US.UTF-8 is not installed it coerces the C locale (PEP 538).
     assert seen.pop("LC_CTYPE", "C.UTF-8") == "C.UTF-8"

@@ -63,6 +63,9 @@ async def test_text_logs_on_an_ascii_stdout_are_escaped(fake_api: FakeRuntimeAPI
     for rid in ("e-1", "e-2"):
         assert f"[ERROR] ValueError: \\u00fcber \\u2603\rTraceback (most recent call last):\r" in out
     assert "\te-1\tgr\\u00fc\\u00dfe 1\n" in out and "\tok-3\tgr\\u00fc\\u00dfe 3\n" in out
+    # The error lines' U+00A0 indent cannot be written either: plain spaces keep it readable.
+    assert out.count('Traceback (most recent call last):\r  File "') == 2, out
+    assert "\\u00a0" not in out
 
 
 @pytest.mark.parametrize("encoding_env", [{"PYTHONIOENCODING": "ascii"}, ASCII_ONLY],

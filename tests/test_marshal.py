@@ -1,4 +1,4 @@
-"""Events in, results out (`aruntime.marshal`), against SPEC §2 and the reference's marshaller."""
+"""Events in, results out (`aruntime.marshal`), against docs/SPEC.md §2 and the reference's marshaller."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The real runtime against Runtime API servers that behave unlike our fake (SPEC §8).
+"""The real runtime against Runtime API servers that behave unlike our fake (docs/SPEC.md §8).
 
 Each peer here is `RawPeer` (tests/rawpeer.py) answering with exact bytes: a path prefix in the
 address (cargo-lambda's `/.rt`), any 2xx for success, the HTTP-integration prelude split in two

@@ -1,7 +1,7 @@
 """The sans-IO Runtime API layer (`aruntime.protocol`, `aruntime.errors`) without sockets.
 
 Requests are serialised through both wire engines (h11, and httptools' `FastWire`), which must
-agree byte for byte, and compared with the exact bytes SPEC §2/§3 call for: request line, header
+agree byte for byte, and compared with the exact bytes docs/SPEC.md §2/§3 call for: request line, header
 order and values, framing.
 """
 
@@ -325,7 +325,7 @@ def test_error_body_stack_trace_has_no_caret_lines() -> None:
     assert not any("^" in line for line in body["stackTrace"])
 
 
-# -- AWS_LAMBDA_RUNTIME_API: host:port[/prefix] (SPEC §1, §8) --------------------------------
+# -- AWS_LAMBDA_RUNTIME_API: host:port[/prefix] (docs/SPEC.md §1, §8) ------------------------
 
 
 @pytest.mark.parametrize("value, host, port, host_header, prefix", [

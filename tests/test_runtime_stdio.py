@@ -1,4 +1,4 @@
-"""The function's stdout and stderr reach their pipes at once (SPEC §4), whatever the host exports.
+"""The function's stdout and stderr reach their pipes at once (docs/SPEC.md §4), whatever the host exports.
 
 Lambda may freeze the process right after an answer, so nothing may sit in a buffer: a partial
 line written to stdout or stderr is on the pipe while the handler still runs. The runtime starts

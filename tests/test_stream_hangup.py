@@ -1,4 +1,4 @@
-"""Streams whose connection goes away, and streams the network slows down (SPEC §3), for every
+"""Streams whose connection goes away, and streams the network slows down (docs/SPEC.md §3), for every
 handler style, one invocation at a time and several at once.
 
 A small Runtime API here (h11 on a raw asyncio server, loopback) hangs up on a streamed

@@ -1,4 +1,4 @@
-"""Streamed responses on the wire (SPEC §3): head, chunks, terminator, trailers, timing, hang-ups."""
+"""Streamed responses on the wire (docs/SPEC.md §3): head, chunks, terminator, trailers, timing, hang-ups."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ async def test_http_prelude_sse(fake_api):
     _, (post,), _ = await serve(fake_api, "sse_prelude", {})
     assert post.header("content-type") == "application/vnd.awslambda.http-integration-response"
     prelude = b'{"statusCode":201,"headers":{"x-a":"1"},"cookies":["k=v"]}'
-    assert [c for _, c in post.chunks] == [  # the JSON and its separator: two chunks (SPEC §8)
+    assert [c for _, c in post.chunks] == [  # the JSON and its separator: two chunks (docs/SPEC.md §8)
         prelude, b"\0" * 8, b'event: tok\nid: 1\ndata: {"n":1}\n\n', b"data: bye\n\n"]
 
 

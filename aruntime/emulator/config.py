@@ -57,6 +57,14 @@ def resolve_runtime_command(command: list[str]) -> list[str]:
     return list(command)
 
 
+def runs_aruntime(command: list[str]) -> bool:
+    """Whether `command` starts aruntime (`PYTHON -m aruntime`, the `aruntime` script), not
+    another runtime (`python -m awslambdaric`, a bootstrap of its own)."""
+    if len(command) >= 3 and command[1] == "-m":
+        return command[2] in ("aruntime", "aruntime.__main__")
+    return bool(command) and os.path.basename(command[0]) == "aruntime"
+
+
 def missing_module(command: list[str]) -> str | None:
     """The module a `PYTHON -m MODULE` runtime command names when this interpreter (the one
     the command runs with once resolved) cannot find it; else None."""

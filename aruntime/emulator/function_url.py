@@ -17,8 +17,17 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .invocation import Invocation, Outcome, ResponseHead, error_outcome
-from .invoke_api import HTTP_INTEGRATION, MAX_PRELUDE, SANDBOX, SEPARATOR, collect, read_payload
+from .invocation import Invocation, Outcome, ResponseHead, error_outcome, trace_header
+from .invoke_api import (
+    HTTP_INTEGRATION,
+    MAX_PRELUDE,
+    SANDBOX,
+    SEPARATOR,
+    caller_gone,
+    collect,
+    hung_up,
+    read_payload,
+)
 from .limits import MAX_REQUEST
 from .sandbox import Sandbox
 
@@ -35,7 +44,10 @@ def _is_text(content_type: str) -> bool:
     return ct.startswith("text/") or ct in _TEXT_TYPES or ct.endswith(("+json", "+xml"))
 
 
-def build_event(request: web.Request, body: bytes, request_id: str) -> dict[str, Any]:
+def build_event(request: web.Request, body: bytes, request_id: str, trace_id: str) -> dict[str, Any]:
+    """The payload format 2.0 event of `request` (docs/SPEC.md §9); `trace_id` is the invocation's
+    `Lambda-Runtime-Trace-Id`, whose Root the event's `x-amzn-trace-id` header carries when the
+    caller sent none."""
     headers: dict[str, str] = {}
     for key, value in request.headers.items():
         key = key.lower()
@@ -46,7 +58,7 @@ def build_event(request: web.Request, body: bytes, request_id: str) -> dict[str,
     headers.setdefault("x-forwarded-for", peer)
     headers.setdefault("x-forwarded-proto", request.scheme)
     headers.setdefault("x-forwarded-port", str(sockname[1]) if sockname else "80")
-    headers.setdefault("x-amzn-trace-id", f"Root=1-{int(time.time()):08x}-{hashlib.md5(request_id.encode()).hexdigest()[:24]}")
+    headers.setdefault("x-amzn-trace-id", trace_id.split(";", 1)[0])
     query: dict[str, str] = {}
     for key, value in request.query.items():
         query[key] = f"{query[key]},{value}" if key in query else value
@@ -135,20 +147,33 @@ def _bad_gateway() -> web.Response:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     sandbox: Sandbox = request.app[SANDBOX]
-    body, _ = await read_payload(request, MAX_REQUEST)
+    surface = f"the Function URL ({request.method} {request.rel_url.raw_path})"
+    try:
+        body, _ = await read_payload(request, MAX_REQUEST)
+    except ConnectionError:
+        hung_up(sandbox, surface)
+        return web.Response(status=400)  # to nobody: aiohttp drops it quietly
     if body is None:
         return web.Response(status=413, body=b'{"Message":"Request Entity Too Large"}', content_type="application/json")
-    inv = Invocation(b"")
-    inv.payload = orjson.dumps(build_event(request, body, inv.request_id))
+    inv = Invocation(b"", trace_id=trace_header(request.headers.get("X-Amzn-Trace-Id")))
+    inv.payload = orjson.dumps(build_event(request, body, inv.request_id, inv.trace_id))
     sandbox.submit(inv)
     try:
-        return await _answer(request, inv, sandbox)
+        response = await _answer(request, inv, sandbox)
     except BadAnswer as e:
         sandbox.log(f"Function URL: bad answer from the function ({e}); replying 502")
-        return _bad_gateway()
-    except (asyncio.CancelledError, ConnectionError):
+        response = _bad_gateway()
+    except ConnectionError:
+        # Before the head (the caller left while the function ran) or mid-stream: one line,
+        # and the function's stream is no longer read. aiohttp drops what is returned quietly.
+        hung_up(sandbox, surface, inv)
+        return web.Response(status=502)
+    except asyncio.CancelledError:
         inv.detach()
         raise
+    if not response.prepared and caller_gone(request):
+        hung_up(sandbox, surface, inv)  # a buffered answer nobody is left to read
+    return response
 
 
 async def _answer(request: web.Request, inv: Invocation, sandbox: Sandbox) -> web.StreamResponse:
@@ -176,21 +201,14 @@ async def _answer(request: web.Request, inv: Invocation, sandbox: Sandbox) -> we
         response.headers["Content-Type"] = first.content_type
     response.headers["X-Amzn-RequestId"] = inv.request_id
     await response.prepare(request)
-    try:
-        if rest:
-            await response.write(rest)
-        while ended is None:
-            item = await inv.next_item()
-            if isinstance(item, bytes):
-                await response.write(item)
-            elif isinstance(item, Outcome):
-                ended = item
-    except ConnectionError:
-        # The caller hung up: no traceback, the function's stream is simply no longer read.
-        # aiohttp's own write_eof on this prepared response fails quietly.
-        inv.detach()
-        sandbox.log("Function URL: the caller closed the connection mid-stream")
-        return response
+    if rest:
+        await response.write(rest)
+    while ended is None:
+        item = await inv.next_item()
+        if isinstance(item, bytes):
+            await response.write(item)
+        elif isinstance(item, Outcome):
+            ended = item
     if not ended.ok:
         # A stream cut short (midstream error, 200 MB limit, timeout, crash) must not look
         # complete: the connection closes without the terminating chunk, after what was sent

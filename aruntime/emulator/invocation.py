@@ -8,6 +8,7 @@ A failure before any response yields the `Outcome` alone.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections import deque
@@ -54,6 +55,11 @@ class Outcome:
             return (self.error_body or b"").decode(errors="replace")
 
 
+# The error of an invocation the service itself failed (serve stopping before it ran): an
+# Invoke caller gets it as the service's HTTP 500, not as a function error.
+SERVICE_EXCEPTION = "ServiceException"
+
+
 def error_outcome(error_type: str, message: str) -> Outcome:
     return Outcome(error_type, orjson.dumps({"errorMessage": message, "errorType": error_type}))
 
@@ -74,7 +80,7 @@ class Invocation:
         self.payload = payload
         self.client_context = client_context
         self.cognito_identity = cognito_identity
-        self.trace_id = trace_id or _trace_id()
+        self.trace_id = trace_id or trace_header()
         self.state = State.QUEUED
         self.timed_out = False
         self.deadline_ms = 0
@@ -145,5 +151,34 @@ class Invocation:
         self._readable.set()
 
 
-def _trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+_ROOT = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
+_SEGMENT_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def trace_header(caller: str | None = None) -> str:
+    """The invocation's `Lambda-Runtime-Trace-Id` (`_X_AMZN_TRACE_ID`), given the caller's
+    `X-Amzn-Trace-Id` (`Root=…;Parent=…;Sampled=…`), or None when it sent none.
+
+    As Lambda does for a function in its default tracing mode, PassThrough ("Lambda will only
+    trace the request from an upstream service if it contains a tracing header with
+    sampled=1": the Lambda API's TracingConfig): the caller's trace carries on. Its Root is
+    kept, and its sampling decision: with Sampled=1 Lambda traces the invocation, so Parent
+    becomes the id of Lambda's own segment; otherwise the caller's Parent passes through
+    unchanged and the invocation is not sampled (Sampled=0; a missing or deferred `?` decision
+    is not a yes). A header without a valid Root starts a new trace, not sampled, as for a
+    caller that sent none. Other fields (Self, Lineage, data) are not passed on.
+    """
+    fields: dict[str, str] = {}
+    for part in (caller or "").split(";"):
+        key, sep, value = part.partition("=")
+        if sep:
+            fields.setdefault(key.strip().lower(), value.strip())
+    root = fields.get("root", "").lower()
+    if not _ROOT.fullmatch(root):
+        root = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+        fields = {}
+    parent = fields.get("parent", "").lower()
+    sampled = fields.get("sampled") == "1"
+    if sampled or not _SEGMENT_ID.fullmatch(parent):
+        parent = uuid.uuid4().hex[:16]  # a segment of Lambda's own
+    return f"Root={root};Parent={parent};Sampled={1 if sampled else 0}"

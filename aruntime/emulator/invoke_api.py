@@ -11,27 +11,51 @@ from aiohttp import web
 
 from . import eventstream
 from .config import ACCOUNT_ID
-from .invocation import Invocation, Outcome, ResponseHead, State, error_outcome
+from .invocation import SERVICE_EXCEPTION, Invocation, Outcome, ResponseHead, State, error_outcome, trace_header
 from .limits import MAX_BUFFERED, MAX_EVENT_REQUEST, MAX_REQUEST
 from .sandbox import Sandbox
 
 SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox", Sandbox)
 _TOO_LARGE = f"Response payload size exceeded maximum allowed payload size ({MAX_BUFFERED} bytes)."
 LOG_TAIL = 4096  # X-Amz-Log-Type: Tail returns the last 4 KB of the invocation's log
-# A Function URL / API Gateway style streamed answer: JSON prelude, 8 NULs, body (SPEC §3).
+# A Function URL / API Gateway style streamed answer: JSON prelude, 8 NULs, body (docs/SPEC.md §3).
 HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
 SEPARATOR = b"\x00" * 8
 MAX_PRELUDE = 16 * 1024
 _READ_CHUNK = 1 << 16
 
 
-def service_error(status: int, error_type: str, message: str) -> web.Response:
-    # rest-json errors: botocore reads the code from X-Amzn-ErrorType.
-    body = orjson.dumps({"Type": "User", "message": message, "Message": message})
+def service_error(status: int, error_type: str, message: str, fault: str = "User") -> web.Response:
+    # rest-json errors: botocore reads the code from X-Amzn-ErrorType; `fault` is the body's
+    # Type, "User" (the request) or "Service" (Lambda's own, as ServiceException is).
+    body = orjson.dumps({"Type": fault, "message": message, "Message": message})
     return web.Response(
         status=status, body=body, content_type="application/json",
         headers={"X-Amzn-ErrorType": error_type},
     )
+
+
+def caller_gone(request: web.Request) -> bool:
+    """Whether the caller's connection is closed (or closing): an answer can no longer reach it."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def hung_up(sandbox: Sandbox, surface: str, inv: Invocation | None = None) -> None:
+    """Say in one line (never a traceback) that the caller of `surface` went away; `inv` is the
+    invocation it had started, None when it left while still sending its request.
+
+    The invocation goes on: Lambda lets a function whose caller left run, and bills it, until
+    it returns or times out (docs/SPEC.md §8); its answer is dropped from now on."""
+    if inv is None:
+        sandbox.notice(f"aruntime serve: the caller of {surface} hung up while sending its request; "
+                       "nothing was invoked")
+        return
+    inv.detach()
+    rest = ("the function runs on until it returns or times out, as on Lambda" if inv.state is not State.DONE
+            else "the function had finished; its answer was not delivered")
+    sandbox.notice(f"aruntime serve: the caller of {surface} hung up before the end of the answer "
+                   f"(RequestId: {inv.request_id}); {rest}")
 
 
 async def read_payload(request: web.Request, limit: int) -> tuple[bytes | None, int]:
@@ -51,7 +75,7 @@ async def read_payload(request: web.Request, limit: int) -> tuple[bytes | None, 
 
 
 def too_large(size: int, kind: str, limit: int) -> web.Response:
-    """Lambda's answer to an Invoke payload over its limit (SPEC §8)."""
+    """Lambda's answer to an Invoke payload over its limit (docs/SPEC.md §8)."""
     return service_error(
         413, "RequestEntityTooLargeException",
         f"{size} byte payload is too large for the {kind} invocation type (limit {limit} bytes)")
@@ -103,7 +127,8 @@ async def _prepare(request: web.Request, kind: str) -> Invocation | web.Response
             return service_error(
                 400, "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object."
             )
-    return Invocation(payload, client_context=client_context)
+    return Invocation(payload, client_context=client_context,
+                      trace_id=trace_header(request.headers.get("X-Amzn-Trace-Id")))
 
 
 async def _log_result(inv: Invocation) -> str:
@@ -151,7 +176,11 @@ async def _accept(
 
 
 async def invoke(request: web.Request) -> web.StreamResponse:
-    accepted = await _accept(request, ("RequestResponse", "Event", "DryRun"))
+    try:
+        accepted = await _accept(request, ("RequestResponse", "Event", "DryRun"))
+    except ConnectionError:
+        hung_up(request.app[SANDBOX], "Invoke")
+        return web.Response(status=400)  # to nobody: aiohttp drops it quietly
     if isinstance(accepted, web.Response):
         return accepted
     inv, kind, headers = accepted
@@ -163,8 +192,14 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     except asyncio.CancelledError:
         inv.detach()
         raise
+    if caller_gone(request):
+        hung_up(request.app[SANDBOX], "Invoke", inv)
     if request.headers.get("X-Amz-Log-Type") == "Tail":
         headers["X-Amz-Log-Result"] = await _log_result(inv)
+    if outcome.error_type == SERVICE_EXCEPTION and head is None and not body:
+        # Never run (queued when serve stopped): the service's error, HTTP 500, as boto3 reads
+        # it (botocore raises ServiceException), not a function error.
+        return service_error(500, SERVICE_EXCEPTION, outcome.error_message, fault="Service")
     if not outcome.ok:
         headers["X-Amz-Function-Error"] = "Unhandled"
         return web.Response(body=outcome.error_body, headers=headers, content_type="application/json")
@@ -173,7 +208,12 @@ async def invoke(request: web.Request) -> web.StreamResponse:
 
 
 async def invoke_stream(request: web.Request) -> web.StreamResponse:
-    accepted = await _accept(request, ("RequestResponse", "DryRun"))
+    surface = "InvokeWithResponseStream"
+    try:
+        accepted = await _accept(request, ("RequestResponse", "DryRun"))
+    except ConnectionError:
+        hung_up(request.app[SANDBOX], surface)
+        return web.Response(status=400)  # to nobody: aiohttp drops it quietly
     if isinstance(accepted, web.Response):
         return accepted
     inv, _, headers = accepted
@@ -208,7 +248,9 @@ async def invoke_stream(request: web.Request) -> web.StreamResponse:
             details = (item.error_body or b"").decode(errors="replace")
             await response.write(eventstream.invoke_complete(item.error_type, details, log))
         await response.write_eof()
-    except (asyncio.CancelledError, ConnectionError):
+    except ConnectionError:
+        hung_up(request.app[SANDBOX], surface, inv)
+    except asyncio.CancelledError:
         inv.detach()
         raise
     return response

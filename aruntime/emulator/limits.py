@@ -1,4 +1,4 @@
-"""The service's payload limits, in bytes (SPEC §8; Lambda quotas).
+"""The service's payload limits, in bytes (docs/SPEC.md §8; Lambda quotas).
 
 Requests over a limit get the service's JSON 413; responses over one fail the invocation with
 `Function.ResponseSizeTooLarge`.

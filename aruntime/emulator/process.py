@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import signal
@@ -11,8 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .config import FunctionConfig, default_runtime_command
+from .output import report
 
 LogSink = Callable[[str], None]
+# Lambda's Shutdown phase: SIGTERM to the runtime, SIGKILL to what has not exited when the
+# phase's 2,000 ms are up ("Lambda execution environment lifecycle", Shutdown phase).
+SHUTDOWN_GRACE = 2.0
 
 
 # Taken from the caller's environment: what starting the interpreter needs (PATH resolves a bare
@@ -83,9 +88,10 @@ class RuntimeProcess:
         self.init_done_at: float | None = None  # first /next
         self.init_reported = False
         self.init_failed = False
-        self.killed = False
+        self.killed = False  # ended by the emulator (timeout, shutdown, reload), not by itself
         self._peak_mb = 0
         self._pumps: list[asyncio.Task[None]] = []
+        self._reported: set[str] = set()
 
     @property
     def pid(self) -> int | None:
@@ -103,12 +109,16 @@ class RuntimeProcess:
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
-        for stream in (self.proc.stdout, self.proc.stderr):
+        for name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):
             assert stream is not None
-            self._pumps.append(asyncio.create_task(self._pump(stream)))
+            pump = asyncio.create_task(self._pump(stream))
+            pump.add_done_callback(functools.partial(self._pump_ended, name))
+            self._pumps.append(pump)
 
     async def _pump(self, stream: asyncio.StreamReader) -> None:
-        # Line by line, so the function's output interleaves cleanly with START/REPORT.
+        # Line by line, so the function's output interleaves cleanly with START/REPORT. The
+        # reading never stops before the pipe's end: a reader that stopped would leave the
+        # function blocked on a full pipe (a line that cannot be shown is the sink's problem).
         while True:
             try:
                 line = await stream.readuntil(b"\n")
@@ -118,7 +128,25 @@ class RuntimeProcess:
                 line = await stream.read(e.consumed)
             if not line:
                 return
-            self.log(line.decode(errors="replace").rstrip("\r\n"))
+            try:
+                self.log(line.decode(errors="replace").rstrip("\r\n"))
+            except Exception as e:  # noqa: BLE001 - a sink that raises; go on reading
+                self._report_once("sink", f"aruntime serve: could not show a line of the function's output "
+                                  f"({type(e).__name__}: {e}); still reading it")
+
+    def _pump_ended(self, name: str, task: asyncio.Task[None]) -> None:
+        # A reader that failed is said, not dropped silently (nor left to asyncio's "Task
+        # exception was never retrieved" at exit).
+        if task.cancelled() or task.exception() is None:
+            return
+        e = task.exception()
+        self._report_once(name, f"aruntime serve: stopped reading the function's {name} "
+                          f"({type(e).__name__}: {e}); later output is lost")
+
+    def _report_once(self, key: str, line: str) -> None:
+        if key not in self._reported:
+            self._reported.add(key)
+            report(line)
 
     async def wait(self) -> int:
         assert self.proc is not None
@@ -128,11 +156,27 @@ class RuntimeProcess:
         return code
 
     def kill(self) -> None:
-        self.killed = True
+        """SIGKILL to its process group, at once (a timeout, a failed init)."""
+        self._signal(signal.SIGKILL)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """End it as Lambda ends an execution environment: SIGTERM to its process group (the
+        runtime's shutdown hooks run), then SIGKILL if it has not exited after `grace` s
+        (default SHUTDOWN_GRACE)."""
+        self._signal(signal.SIGTERM)
         if self.proc is None or self.proc.returncode is not None:
             return
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            await asyncio.wait_for(asyncio.shield(self.proc.wait()), SHUTDOWN_GRACE if grace is None else grace)
+        except asyncio.TimeoutError:
+            self.kill()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        self.killed = True  # ended on purpose: not a crash, and no longer given invocations
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
 

@@ -25,8 +25,9 @@ def check_available() -> None:
     try:
         import watchfiles  # noqa: F401
     except ImportError as e:
-        raise ReloadUnavailable(
-            "--reload needs watchfiles: pip install 'aruntime[emulator]'") from e
+        from ..tools.hints import install_hint
+
+        raise ReloadUnavailable(f"--reload needs watchfiles, from the emulator extra: {install_hint('emulator')}") from e
 
 
 async def watch(root: str, on_change: Callable[[list[str]], None], stop: asyncio.Event) -> None:

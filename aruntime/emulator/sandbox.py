@@ -16,7 +16,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .config import FunctionConfig
-from .invocation import Invocation, Outcome, State, error_outcome
+from .invocation import SERVICE_EXCEPTION, Invocation, Outcome, State, error_outcome
+from .output import SafeSink
+from . import process
 from .process import RuntimeProcess, exit_reason
 from .runtime_api import RuntimeAPIServer
 
@@ -31,7 +33,7 @@ class ProcessGone(Exception):
 class Sandbox:
     def __init__(self, config: FunctionConfig, log: LogSink) -> None:
         self.config = config
-        self._log = log
+        self._log = SafeSink(log)  # a line that cannot be shown never stops the emulator
         self._pending: deque[Invocation] = deque()
         self._inflight: dict[str, Invocation] = {}
         self._known: OrderedDict[str, Invocation] = OrderedDict()
@@ -51,7 +53,7 @@ class Sandbox:
     # -- invoke side ------------------------------------------------------------------
     def submit(self, inv: Invocation) -> None:
         if self._closed:
-            inv.finish(error_outcome("ServiceException", "the emulator is shutting down"))
+            inv.finish(error_outcome(SERVICE_EXCEPTION, "the emulator is shutting down"))
             return
         self._pending.append(inv)
         self._kick()
@@ -59,7 +61,7 @@ class Sandbox:
 
     def log(self, line: str) -> None:
         # The runtime joins the lines of an error record with \r (one CloudWatch event each,
-        # SPEC §4); in a terminal they would overwrite each other, so the echo splits them.
+        # docs/SPEC.md §4); in a terminal they would overwrite each other, so the echo splits them.
         # LogResult keeps the record as the runtime wrote it.
         for part in line.split("\r"):
             self._log(part)
@@ -150,7 +152,7 @@ class Sandbox:
         for proc in list(self._draining):
             if not any(inv.proc is proc for inv in self._inflight.values()):
                 self._draining.discard(proc)
-                proc.kill()
+                self._spawn(proc.stop())  # SIGTERM first: its shutdown hooks run, as on Lambda
 
     def init_error(self, proc: RuntimeProcess, error_type: str, body: bytes, phase: str = "init") -> None:
         """The runtime reported it cannot start: the invoke waiting on it fails with that
@@ -218,7 +220,13 @@ class Sandbox:
         reason = exit_reason(code)
         lost = [inv for inv in self._inflight.values() if inv.proc is proc and inv.state is not State.DONE]
         for inv in lost:
-            message = f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}"
+            if self._closed:
+                # Stopped under it (Ctrl-C): one line says so, then its END and REPORT.
+                how = f"the runtime was sent SIGTERM and ended with {reason}"
+                self.log(f"{_stamp()} {inv.request_id} Stopped: aruntime serve shut down during the invocation; {how}")
+                message = f"RequestId: {inv.request_id} Error: aruntime serve shut down during the invocation; {how}"
+            else:
+                message = f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}"
             self.complete(inv, error_outcome("Runtime.ExitError", message))
         if proc.init_done_at is None and not proc.init_failed and not proc.killed and self._pending:
             # Died during init without saying why: the invoke that started it fails.
@@ -252,9 +260,7 @@ class Sandbox:
             return
         inv.timed_out = True
         message = self._timeout_message(inv)
-        now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-        self.log(f"{stamp} {inv.request_id} Task timed out after {self.config.timeout:.2f} seconds")
+        self.log(f"{_stamp()} {inv.request_id} Task timed out after {self.config.timeout:.2f} seconds")
         self.complete(inv, error_outcome("Sandbox.Timedout", message), status="timeout")
         proc.kill()
 
@@ -329,22 +335,39 @@ class Sandbox:
         return task
 
     async def close(self) -> None:
+        """Shut down as Lambda shuts an execution environment down: queued invocations fail,
+        each runtime process gets SIGTERM then, after `process.SHUTDOWN_GRACE` s, SIGKILL; each
+        invocation in flight ends with one `Stopped:` line, then its END and REPORT."""
         self._closed = True
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
         self._flush_reports()
         while self._pending:
-            self._pending.popleft().finish(error_outcome("ServiceException", "the emulator stopped"))
+            self._pending.popleft().finish(error_outcome(SERVICE_EXCEPTION, "the emulator stopped"))
         if self._starting:
             await asyncio.wait({self._starting}, timeout=5)
-        for proc in (self._proc, *self._draining):
-            if proc is not None:
-                proc.kill()
+        procs = [proc for proc in (self._proc, *self._draining) if proc is not None]
+        if self._inflight:
+            n = len(self._inflight)
+            self.notice(f"aruntime serve: stopping with {n} invocation{'s' if n > 1 else ''} in flight: "
+                        f"the runtime gets SIGTERM, then SIGKILL after {process.SHUTDOWN_GRACE:g} s")
         self._kick()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=5)
+        stops = [self._spawn(proc.stop()) for proc in procs]
+        if stops:
+            await asyncio.wait(stops)  # each bounded by the grace period
+        while self._tasks:  # the processes' watchers settle what was in flight on them
+            done, _ = await asyncio.wait(set(self._tasks), timeout=5)
+            if not done:
+                break
         for inv in list(self._inflight.values()):
-            self.complete(inv, error_outcome("ServiceException", "the emulator stopped"))
+            self.complete(inv, error_outcome(SERVICE_EXCEPTION, "the emulator stopped"))
+        self._flush_reports()  # END/REPORT now: the loop may not run for their short delay
         for api in {*self._retired, *([self._api] if self._api else [])}:
             await api.close()
+
+
+def _stamp() -> str:
+    """Now as Lambda's platform lines show it: 2026-11-27T19:09:04.795Z."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"

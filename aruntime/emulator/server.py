@@ -13,11 +13,8 @@ from . import reload
 from .config import FunctionConfig, default_runtime_command, parse_handler, resolve_runtime_command
 from .invoke_api import SANDBOX
 from .limits import MAX_REQUEST
+from .output import echo
 from .sandbox import Sandbox
-
-
-def _print(line: str) -> None:
-    print(line, flush=True)
 
 
 def make_app(sandbox: Sandbox) -> web.Application:
@@ -45,7 +42,8 @@ class Emulator:
     runtime process is told. A bare `python`/`python3` in `runtime_command` means this
     interpreter. `reload=True` restarts the runtime when a .py file under the code directory
     changes (needs watchfiles). `log` receives every line the emulator and the function print
-    (default: stdout).
+    (default `output.echo`: stdout, escaped where it cannot encode a character; a `log` that
+    raises is reported once on stderr and never stops the emulator reading the function's output).
     """
 
     def __init__(
@@ -77,7 +75,7 @@ class Emulator:
         self.host = host
         self.port = port
         self.reload = reload
-        self.sandbox = Sandbox(self.config, log or _print)
+        self.sandbox = Sandbox(self.config, log or echo)
         self._runner: web.AppRunner | None = None
         self._stop_watching = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None

@@ -27,6 +27,7 @@ def main(args: list[str]) -> int:
     if command == "layer":
         from .layer import main as layer
 
+        _escape_unencodable(sys.stdout)  # paths it prints may be non-ASCII, stdout ASCII
         return layer(rest)
     if command in ("-h", "--help", "help"):
         sys.stdout.write(USAGE)
@@ -42,3 +43,11 @@ def main(args: list[str]) -> int:
         f"aruntime: AWS_LAMBDA_RUNTIME_API is not set, so there is no Lambda to serve {command!r}: "
         f"run it locally with `aruntime serve {command}`\n")
     return 1
+
+
+def _escape_unencodable(stream: object) -> None:
+    """A character `stream` cannot encode is written backslash-escaped instead of raising."""
+    try:
+        stream.reconfigure(errors="backslashreplace")  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001, S110 - not a TextIOWrapper (replaced, None): left as is
+        pass

@@ -19,14 +19,17 @@ from ..emulator.config import (
     missing_module,
     parse_handler,
     resolve_runtime_command,
+    runs_aruntime,
 )
+from ..emulator.output import echo, report
+from ..logs import settle_stdio
 from ..wire import engine_description
+from .hints import install_hint
 
 if TYPE_CHECKING:
     from ..emulator.server import Emulator
 
 PROG = "aruntime serve"
-INSTALL_EMULATOR = "pip install 'aruntime[emulator]'"
 # Lambda's own bounds for a function's configuration.
 MAX_TIMEOUT_S = 900
 MEMORY_MB = (128, 10240)
@@ -95,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f'runtime to start (default "{shlex.join(default_runtime_command())}"); the handler is '
              'appended. A bare python/python3 is this interpreter: "python -m awslambdaric" runs the '
-             "reference client (pip install 'aruntime[reference]')")
+             "reference client (the `reference` extra)")
     parser.add_argument("--env", type=_env_pair, action="append", default=[], metavar="KEY=VALUE",
                         help="set a variable in the function's environment (repeatable), "
                              "e.g. --env AWS_LAMBDA_MAX_CONCURRENCY=4")
@@ -112,13 +115,17 @@ def banner(emu: Emulator) -> str:
     config = emu.config
     name = config.function_name
     reload = "; reloads on .py changes" if emu.reload else ""
+    engine = ""
+    if runs_aruntime(config.runtime_command):
+        # The runtime's environment is built from scratch (process.runtime_env): only an
+        # `--env ARUNTIME_HTTP` reaches it, never this shell's variable.
+        engine = f" (wire engine {engine_description({'ARUNTIME_HTTP': config.env.get('ARUNTIME_HTTP', '')})})"
     return (
         f"aruntime: function {name!r} (handler {config.handler}, code in {config.task_root})\n"
         f"  Function URL:  {emu.url}/\n"
         f"  Invoke:        POST {emu.url}/2015-03-31/functions/{name}/invocations\n"
         f"  Stream invoke: POST {emu.url}/2021-11-15/functions/{name}/response-streaming-invocations\n"
-        f"  runtime: {shlex.join(config.runtime_command)} (wire engine {engine_description(config.env)}); "
-        f"timeout {config.timeout:g} s; "
+        f"  runtime: {shlex.join(config.runtime_command)}{engine}; timeout {config.timeout:g} s; "
         f"memory {config.memory} MB{reload}. Ctrl-C stops."
     )
 
@@ -132,7 +139,7 @@ async def _serve(emu: Emulator) -> None:
         except (NotImplementedError, RuntimeError):
             pass
     await emu.start()
-    print(banner(emu), flush=True)
+    echo(banner(emu))  # escaped, never raising, whatever stdout is (a code path may be non-ASCII)
     try:
         await stop.wait()
     finally:
@@ -140,7 +147,7 @@ async def _serve(emu: Emulator) -> None:
 
 
 def _warn(message: str) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
+    report(f"{PROG}: warning: {message}")
 
 
 def startup_warnings(handler_spec: str, command: list[str] | None) -> list[str]:
@@ -152,7 +159,7 @@ def startup_warnings(handler_spec: str, command: list[str] | None) -> list[str]:
         warnings.append(f"{problem}: the first invocation will fail with Runtime.ImportModuleError "
                         f"(the handler is {handler_spec!r})")
     if command and (module := missing_module(command)) is not None:
-        extra = " (pip install 'aruntime[reference]')" if module == "awslambdaric" else ""
+        extra = f" ({install_hint('reference')})" if module == "awslambdaric" else ""
         warnings.append(f"{module} is not installed for {command[0]}{extra}: the runtime cannot start")
     return warnings
 
@@ -169,7 +176,7 @@ def main(argv: list[str]) -> int:
     except ModuleNotFoundError as e:
         if (e.name or "").startswith("aruntime"):
             raise
-        print(f"{PROG}: the local Lambda needs {e.name}, from the emulator extra: {INSTALL_EMULATOR}",
+        print(f"{PROG}: the local Lambda needs {e.name}, from the emulator extra: {install_hint('emulator')}",
               file=sys.stderr)
         return 2
     emu = Emulator(
@@ -194,6 +201,8 @@ def main(argv: list[str]) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    finally:
+        settle_stdio()  # a stdout gone (`aruntime serve | head`) must not fail the exit
     return 0
 
 

@@ -1,7 +1,7 @@
 """ASGI and WSGI apps as Lambda handlers: `aruntime.asgi(app)`, `aruntime.wsgi(app)`.
 
 The handler takes Function URL / API Gateway payload 2.0, API Gateway payload 1.0 and ALB events
-(SPEC §9), runs the app on the runtime's one event loop (a WSGI app in a worker thread), and
+(docs/SPEC.md §9), runs the app on the runtime's one event loop (a WSGI app in a worker thread), and
 answers streamed — status and headers in the prelude, each `http.response.body` one chunk — or
 buffered, as the format's JSON response object. Nothing here imports a web framework; the
 runtime imports this package only when a handler module asks for it.
@@ -67,7 +67,7 @@ class ASGIHandler:
     def streams(self, fmt: Format) -> bool:
         """Whether an event of format `fmt` is answered streamed, under this invoke mode."""
         if fmt is Format.ALB:
-            return False  # ALB cannot take a stream (SPEC §7)
+            return False  # ALB cannot take a stream (docs/SPEC.md §7)
         if self.invoke_mode == "auto":
             return fmt is Format.V2
         return self.invoke_mode == "response_stream"

@@ -208,7 +208,7 @@ class Cycle:
 async def _write_all(stream: ResponseStream, prelude: bytes | None, body: bytes,
                      final: bool) -> None:
     if prelude is not None:
-        # Two chunks, as cargo-lambda reads the JSON and the separator (SPEC §8).
+        # Two chunks, as cargo-lambda reads the JSON and the separator (docs/SPEC.md §8).
         await stream.write(prelude)
         await stream.write(PRELUDE_SEPARATOR)
     if body:
@@ -254,7 +254,7 @@ async def serve_streaming(app: ASGIApp, request: HttpRequest, stream: ResponseSt
         _log_failure(error, "before its response started; answered 500")
         await cycle.fail()
         return
-    # Midway: the stream ends with the error trailers, so the caller can tell (SPEC §3).
+    # Midway: the stream ends with the error trailers, so the caller can tell (docs/SPEC.md §3).
     raise error
 
 

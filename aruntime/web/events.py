@@ -1,6 +1,6 @@
 """HTTP events of Lambda's integrations as ASGI requests (sans-IO).
 
-Three formats reach a function (SPEC §9; AWS docs "Lambda function URL request and response
+Three formats reach a function (docs/SPEC.md §9; AWS docs "Lambda function URL request and response
 payloads", "Create AWS Lambda proxy integrations for HTTP APIs", "Lambda proxy integration input
 format" for REST APIs, "Lambda functions as targets" for ALB):
 

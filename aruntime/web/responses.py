@@ -1,6 +1,6 @@
 """ASGI responses as Lambda answers (sans-IO): the streamed prelude, or the buffered JSON object.
 
-Formats (SPEC §3 and §9; AWS docs "Lambda function URL request and response payloads",
+Formats (docs/SPEC.md §3 and §9; AWS docs "Lambda function URL request and response payloads",
 "Set up a Lambda proxy integration with payload response streaming in API Gateway", "Output
 format of a Lambda function for proxy integration", "Lambda functions as targets"):
 
@@ -120,7 +120,7 @@ def _phrase(status: int) -> str:
 def prelude(fmt: Format, head: Head) -> bytes:
     """The JSON prelude of a streamed answer (the 8-NUL separator is written after it).
 
-    Raises `ValueError` when it exceeds the 16 KiB Lambda allows (SPEC §3).
+    Raises `ValueError` when it exceeds the 16 KiB Lambda allows (docs/SPEC.md §3).
     """
     data = orjson.dumps(metadata(fmt, head))
     if len(data) > PRELUDE_LIMIT:

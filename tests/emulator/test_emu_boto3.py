@@ -85,7 +85,7 @@ async def test_invoke_with_response_stream_chunks_and_midstream_error() -> None:
 
 async def test_oversize_payloads_get_lambdas_json_413() -> None:
     """Whatever the size, an Invoke over the limit is Lambda's JSON 413 (botocore parses its
-    code), and an Event invoke is held to the asynchronous limit, 1 MB (SPEC §8)."""
+    code), and an Event invoke is held to the asynchronous limit, 1 MB (docs/SPEC.md §8)."""
     async with emulator() as emu:
         client = lambda_client(emu.url)
         for size in (6 * 1024 * 1024 + 1, 8 * 1024 * 1024, 100 * 1000 * 1000):

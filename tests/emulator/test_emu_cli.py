@@ -8,17 +8,26 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import aiohttp
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from aruntime import __version__
 from aruntime.emulator import Emulator
 from aruntime.emulator.config import parse_handler, resolve_runtime_command
+from aruntime.tools.hints import install_hint
 from aruntime.tools.serve import banner, build_parser, main, startup_warnings
 
 from .helpers import INVOKE, LIMIT, RIC, ROOT
@@ -111,7 +120,10 @@ async def test_a_bare_python_in_the_runtime_command_is_the_serving_interpreter(t
         assert code == 0, output
         assert result["echo"] == {"cli": True}, output
         assert "WRONG PYTHON" not in output
-        assert f"runtime: {shlex.join([sys.executable, *command.split()[1:]])} (wire engine " in output
+        runtime = shlex.join([sys.executable, *command.split()[1:]])
+        # The wire engine is aruntime's: shown for it only.
+        shown = " (wire engine " if command.endswith("aruntime") else "; timeout "
+        assert f"runtime: {runtime}{shown}" in output
     emu = Emulator(f"{ROOT}/examples/echo.py:handler", runtime_command=["python3", "-m", "awslambdaric"])
     assert emu.config.runtime_command == [sys.executable, "-m", "awslambdaric"]
 
@@ -145,8 +157,63 @@ def test_serve_without_the_emulator_extra(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=cli_env(tmp_path),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert proc.stderr == ("aruntime serve: the local Lambda needs aiohttp, from the emulator extra: "
-                           "pip install 'aruntime[emulator]'\n")
+    # Run from this checkout: the hint is the command that installs the extra for it, today.
+    hint = f"{shlex.quote(sys.executable)} -m pip install -e {shlex.quote(f'{ROOT}[emulator]')}"
+    assert proc.stderr == f"aruntime serve: the local Lambda needs aiohttp, from the emulator extra: {hint}\n"
+
+
+def test_install_hints_are_true_today(tmp_path: Path) -> None:
+    """aruntime is not on PyPI: a hint naming only `aruntime[extra]` would fail as given."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert install_hint("reference") == (
+        f"{shlex.quote(sys.executable)} -m pip install -e {shlex.quote(f'{ROOT}[reference]')}")
+    # An aruntime that is not a checkout (a copy in site-packages): the published name, and
+    # the command that works today beside it, on one line.
+    shutil.copytree(ROOT / "aruntime", tmp_path / "site" / "aruntime",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    code = "from aruntime.tools.hints import install_hint as h; print(h('emulator')); print(h('fast'))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True,
+                          env=cli_env(tmp_path, PYTHONPATH=str(tmp_path / "site")), timeout=60)
+    assert proc.stdout.splitlines() == [
+        f"pip install 'aruntime[{extra}]' once published (not on PyPI yet: from a checkout of aruntime, "
+        f"pip install -e '.[{extra}]')"
+        for extra in ("emulator", "fast")], proc.stderr
+    for extra in ("emulator", "reference", "fast", "otel", "boto3"):
+        assert extra in extras
+    # Each place a tool prints a hint uses it: --reload without watchfiles, a reference
+    # runtime this interpreter lacks (awslambdaric made unimportable), a layer-only copy.
+    code = ("import sys; sys.modules['watchfiles'] = None; sys.modules['awslambdaric'] = None\n"
+            "from aruntime.emulator.reload import check_available, ReloadUnavailable\n"
+            "from aruntime.tools.serve import startup_warnings\n"
+            "try: check_available()\nexcept ReloadUnavailable as e: print(e)\n"
+            f"print(startup_warnings({str(ROOT / 'examples/echo.py')!r} + ':handler', "
+            "[sys.executable, '-m', 'awslambdaric'])[0])")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), capture_output=True, text=True,
+                          env=cli_env(tmp_path), timeout=60)
+    assert proc.stdout.splitlines() == [
+        f"--reload needs watchfiles, from the emulator extra: {install_hint('emulator')}",
+        f"awslambdaric is not installed for {sys.executable} ({install_hint('reference')}): "
+        "the runtime cannot start"], proc.stderr
+    layer_copy = tmp_path / "layer"
+    shutil.copytree(ROOT / "aruntime", layer_copy / "aruntime",
+                    ignore=shutil.ignore_patterns("__pycache__", "tools"))
+    # -S, site-packages on PYTHONPATH: its packages (orjson) without its .pth files, whose
+    # editable-install finder would supply this checkout's tools to the copy.
+    path = os.pathsep.join([str(layer_copy), sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+    proc = subprocess.run([sys.executable, "-S", "-m", "aruntime", "serve", "app.handler"], cwd=str(tmp_path),
+                          capture_output=True, text=True, env=cli_env(tmp_path, PYTHONPATH=path), timeout=60)
+    assert (proc.returncode, proc.stderr) == (2, (
+        "aruntime: this copy holds the runtime only (as a Lambda layer does): install the package "
+        "for the command-line tools (not on PyPI yet: from a checkout of aruntime, pip install -e .)\n"))
+    # The other hints in the tools say the same thing: none names only the unpublished package.
+    # (The runtime's own two, for ARUNTIME_HTTP / ARUNTIME_LOOP naming a module not installed,
+    # belong to the runtime's modules: left to their owners, not yet true.)
+    for path in (ROOT / "aruntime").rglob("*.py"):
+        text = path.read_text()
+        for m in re.finditer(r"pip install '?aruntime\b", text):
+            line = text[text.rfind("\n", 0, m.start()) + 1:text.find("\n", m.end())]
+            assert "not on PyPI" in line or "from a checkout" in line or \
+                path.relative_to(ROOT).as_posix() in ("aruntime/wire.py", "aruntime/loops.py"), (path, line)
 
 
 def test_aruntime_outside_lambda(tmp_path: Path) -> None:
@@ -232,3 +299,18 @@ def test_banner_does_not_show_the_runtime_api() -> None:
     text = banner(emu)
     assert "reloads on .py changes" in text
     assert "2018-06-01" not in text and "9001" not in text
+
+
+def test_the_banner_names_a_wire_engine_only_for_aruntime(monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = f"{ROOT}/examples/echo.py:handler"
+    for command in (["python", "-m", "awslambdaric"], [sys.executable, "-m", "awslambdaric"], ["./bootstrap"]):
+        text = banner(Emulator(handler, port=0, runtime_command=command))
+        assert "wire engine" not in text, text
+        assert f"  runtime: {shlex.join(resolve_runtime_command(command))}; timeout 30 s;" in text
+    for command in (None, ["python3", "-m", "aruntime"], ["/opt/bin/aruntime"]):
+        assert " (wire engine " in banner(Emulator(handler, port=0, runtime_command=command))
+    # The engine the runtime will use: this shell's ARUNTIME_HTTP never reaches it (its
+    # environment is built from scratch), an --env one does.
+    monkeypatch.setenv("ARUNTIME_HTTP", "bogus")
+    assert "(wire engine none:" not in banner(Emulator(handler, port=0))
+    assert "(wire engine h11)" in banner(Emulator(handler, port=0, env={"ARUNTIME_HTTP": "h11"}))

@@ -128,7 +128,7 @@ async def test_stream_stops_at_the_200_mb_limit(app: str) -> None:
 
 async def test_function_runs_on_after_the_caller_hangs_up(app: str) -> None:
     """The service lets the function run (and bills it) until it returns or times out when the
-    caller of a Function URL or of InvokeWithResponseStream leaves (SPEC §8)."""
+    caller of a Function URL or of InvokeWithResponseStream leaves (docs/SPEC.md §8)."""
     async with emulator(app, runtime_command=default_runtime_command(), timeout=10) as emu:
         async def hang_up_after_first_bytes() -> None:
             async with aiohttp.ClientSession() as session:
@@ -136,7 +136,7 @@ async def test_function_runs_on_after_the_caller_hangs_up(app: str) -> None:
                     assert await r.content.readexactly(6) == b"first;"
 
         await asyncio.wait_for(hang_up_after_first_bytes(), LIMIT)
-        await emu.logs.wait_for("the caller closed the connection mid-stream")
+        await emu.logs.wait_for("the caller of the Function URL (GET /) hung up before the end of the answer")
         finished = await emu.logs.wait_for("SLOW HANDLER FINISHED")
         report = await emu.logs.wait_for("REPORT RequestId")
         assert "Status:" not in report  # ended normally, not cancelled, timed out or failed
@@ -153,6 +153,7 @@ async def test_function_runs_on_after_the_caller_hangs_up(app: str) -> None:
                     await r.content.read(10)
 
         await asyncio.wait_for(leave_stream_invoke(), LIMIT)
+        await emu.logs.wait_for("the caller of InvokeWithResponseStream hung up before the end of the answer")
         await emu.logs.wait_for("SLOW HANDLER FINISHED")
         assert "Status:" not in await emu.logs.wait_for("REPORT RequestId")
         _, messages = await stream_invoke(emu, {"rawQueryString": "case=ok"})

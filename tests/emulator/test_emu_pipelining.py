@@ -1,4 +1,4 @@
-"""The emulator's Runtime API takes pipelined requests as the service's does (SPEC §8): the
+"""The emulator's Runtime API takes pipelined requests as the service's does (docs/SPEC.md §8): the
 runtime's probe (`OPTIONS *`, answered 200 as Go's net/http answers it) behind a `/next`, and a
 `/response` with the next `/next` behind it in one write, answered in order. A raw socket
 plays the runtime."""

@@ -16,7 +16,14 @@ APP = '''
 import os
 import time
 
+import aruntime
+
 VERSION = {version!r}
+
+
+@aruntime.on_shutdown
+def goodbye():
+    print("SHUTDOWN HOOK", VERSION, flush=True)
 
 
 def handler(event, context):
@@ -54,6 +61,8 @@ async def test_reload_restarts_with_the_new_code(tmp_path: Path) -> None:
         assert second["version"] == "two" and second["pid"] != first["pid"]
         report = await emu.logs.wait_for(f"REPORT RequestId: {headers['X-Amzn-RequestId']}")
         assert "Init Duration" in report  # a cold start
+        # The old process was shut down as Lambda does it: SIGTERM first, so its hooks ran.
+        await emu.logs.wait_for("SHUTDOWN HOOK one", timeout=10)
 
         # Changes that are not Python code do not restart anything.
         emu.logs.clear()

@@ -1,4 +1,4 @@
-"""Events to ASGI scopes, sans-IO (aruntime/web/events.py; SPEC §9)."""
+"""Events to ASGI scopes, sans-IO (aruntime/web/events.py; docs/SPEC.md §9)."""
 
 from __future__ import annotations
 

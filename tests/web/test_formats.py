@@ -131,7 +131,7 @@ async def test_every_format_in_every_invoke_mode(fake_api, mode):
 
         midway = a["midway"]
         if midway.streamed:
-            # Failed after the first byte: the stream ends with the error trailers (SPEC §3).
+            # Failed after the first byte: the stream ends with the error trailers (docs/SPEC.md §3).
             assert midway.status == 200 and midway.body == b"first part\n"
             ex = midway.exchange
             assert ex.trailer("lambda-runtime-function-error-type") == "Function.RuntimeError"

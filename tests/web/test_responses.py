@@ -1,5 +1,5 @@
 """ASGI responses to streamed preludes and buffered response objects, sans-IO
-(aruntime/web/responses.py; SPEC §3, §9)."""
+(aruntime/web/responses.py; docs/SPEC.md §3, §9)."""
 
 from __future__ import annotations
 
