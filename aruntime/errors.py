@@ -61,6 +61,8 @@ MISSING_REQUEST_ID = "Runtime.MissingRequestId"
 # The ASGI / WSGI adapters (aruntime/web): an event that is no HTTP request, a failed lifespan.
 INVALID_EVENT = "Runtime.InvalidEvent"
 LIFESPAN_STARTUP_ERROR = "Runtime.LifespanStartupError"
+# Under concurrency: the OS refused a thread for a sync handler (aruntime/workers.py).
+NO_WORKER_THREAD = "Runtime.NoWorkerThread"
 
 
 class RuntimeAPIError(Exception):
