@@ -49,7 +49,7 @@ import select
 from collections import deque
 from typing import Callable, NamedTuple
 
-from . import protocol
+from . import invocation, protocol
 from .errors import RuntimeAPIError, RuntimeAPIUnavailable
 from .protocol import Invocation
 from .wire import Deliver, RequestHead, Response, Wire, WireError, engine_name, wire_class
@@ -428,7 +428,12 @@ class RuntimeClient:
         if self._conn is conn:
             self._conn = None
         if isinstance(error, WireError) and error.cut:
-            log.warning("%s", protocol.cut_answer_warning(head, error))
+            if head.method == b"GET":
+                # An answer to `/next` belongs to no invocation yet: the one the logging
+                # context holds is the previous invocation's, not this answer's.
+                invocation.outside(log.warning, "%s", protocol.cut_answer_warning(head, error))
+            else:
+                log.warning("%s", protocol.cut_answer_warning(head, error))
 
     async def exchange(self, head: RequestHead, body: bytes = b"", probe: bool = False) -> Response:
         """Send one request and read its answer, on a fresh connection if the old one died.

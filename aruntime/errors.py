@@ -61,6 +61,8 @@ MISSING_REQUEST_ID = "Runtime.MissingRequestId"
 # The ASGI / WSGI adapters (aruntime/web): an event that is no HTTP request, a failed lifespan.
 INVALID_EVENT = "Runtime.InvalidEvent"
 LIFESPAN_STARTUP_ERROR = "Runtime.LifespanStartupError"
+# Under concurrency: the OS refused a thread for a sync handler (aruntime/workers.py).
+NO_WORKER_THREAD = "Runtime.NoWorkerThread"
 
 
 class RuntimeAPIError(Exception):
@@ -113,13 +115,30 @@ def user_frames(tb: TracebackType | None) -> traceback.StackSummary:
     return traceback.StackSummary.from_list(frames[start:])
 
 
-def error_body(exc: BaseException, request_id: str = "") -> tuple[str, dict[str, Any], bytes]:
-    """(error-type header, error dict, X-Ray cause JSON) for an invocation or init failure.
+def error_body(exc: BaseException, request_id: str = ""
+               ) -> tuple[str, dict[str, Any], bytes | None]:
+    """(error-type header, error dict, X-Ray cause JSON or None) for an invocation or init
+    failure.
 
     The dict keeps the reference's shape and key order: errorMessage, errorType, requestId,
-    stackTrace (docs/SPEC.md §2); only the exception itself, not its cause or context (`log_stack` has
-    those). Every string in it is encodable as UTF-8 (lone surrogates are escaped).
+    stackTrace (docs/SPEC.md §2); only the exception itself, not its cause or context
+    (`log_stack` has those). Every string in it is an exact `str` encodable as UTF-8 (lone
+    surrogates are escaped). Never raises, whatever the exception does when printed (its
+    `__str__` may raise SystemExit) or whatever the process has become (its cwd removed): the
+    invocation must still be answered. What cannot be computed is left out: the message becomes
+    `<unprintable Name object>`, the stack and the X-Ray cause (then None) are dropped.
     """
+    try:
+        return _error_body(exc, request_id)
+    except BaseException:  # noqa: BLE001 - the reporting path must not fail (see above)
+        name = _type_name(exc)
+        error = {"errorMessage": f"<unprintable {name} object>", "errorType": name,
+                 "requestId": _utf8(request_id) if type(request_id) is str else "",
+                 "stackTrace": []}
+        return "Function." + name, error, None
+
+
+def _error_body(exc: BaseException, request_id: str) -> tuple[str, dict[str, Any], bytes | None]:
     if isinstance(exc, _Escaped):
         exc = exc.exc
     if isinstance(exc, RuntimeFault):
@@ -129,20 +148,43 @@ def error_body(exc: BaseException, request_id: str = "") -> tuple[str, dict[str,
         cause = xray_cause("LambdaValidationError", message, traceback.StackSummary())
         return exc.error_type, error, cause
     frames = user_frames(exc.__traceback__)
-    name = _utf8(type(exc).__name__)
-    message = _utf8(_message(exc))
+    name = _type_name(exc)
+    message = _message(exc)
     stack = _format(frames)
     error = {"errorMessage": message, "errorType": name, "requestId": request_id,
              "stackTrace": stack}
     return "Function." + name, error, xray_cause(name, message, frames)
 
 
+def describe(exc: BaseException) -> tuple[str, str]:
+    """(class name, message) of `exc`, as the error body has them; never raises (see
+    `error_body`): for instrumentation that reports a failed invocation (`aruntime.otel`)."""
+    try:
+        return _type_name(exc), _message(exc)
+    except BaseException:  # noqa: BLE001
+        return "BaseException", "<unprintable object>"
+
+
+def _type_name(exc: BaseException) -> str:
+    """The exception class's name, read past any metaclass that redefines `__name__`."""
+    name = type.__dict__["__name__"].__get__(type(exc), type)
+    return _utf8(name)
+
+
 def log_stack(exc: BaseException) -> list[str] | None:
     """The stack for the error log line when `exc` has a cause or a context: the whole chain,
     oldest first, as Python prints it (each exception with its user frames only, without the
     last line, which the log line's head already says). None for a lone exception: its log
-    line shows the body's stackTrace, as the reference's does.
+    line shows the body's stackTrace, as the reference's does. Never raises (as `error_body`):
+    None when the chain cannot be walked or printed.
     """
+    try:
+        return _log_stack(exc)
+    except BaseException:  # noqa: BLE001 - the reporting path must not fail
+        return None
+
+
+def _log_stack(exc: BaseException) -> list[str] | None:
     if isinstance(exc, _Escaped):
         exc = exc.exc
     if isinstance(exc, RuntimeFault):  # the runtime's own words, as the reference logs them
@@ -171,8 +213,8 @@ def log_stack(exc: BaseException) -> list[str] | None:
             out += _format(user_frames(earlier.__traceback__))
         try:
             out += traceback.format_exception_only(type(earlier), earlier)
-        except Exception:  # noqa: BLE001 - a hostile exception type; its name is enough
-            out.append(f"{type(earlier).__name__}: {_message(earlier)}\n")
+        except BaseException:  # noqa: BLE001 - a hostile exception type; its name is enough
+            out.append(f"{_type_name(earlier)}: {_message(earlier)}\n")
         out.append(link)
     if exc.__traceback__ is not None:
         out.append(_TRACEBACK)
@@ -181,10 +223,16 @@ def log_stack(exc: BaseException) -> list[str] | None:
 
 
 def _message(exc: BaseException) -> str:
+    """`str(exc)` as an exact, UTF-8-encodable `str`, or `<unprintable Name object>` when its
+    `__str__` raises anything at all (SystemExit and KeyboardInterrupt included: they are the
+    handler's, not the process's) or returns a `str` subclass whose methods may be hostile."""
     try:
-        return str(exc)
-    except Exception:  # noqa: BLE001 - a handler's exception may not even print
-        return f"<unprintable {type(exc).__name__} object>"
+        text = str(exc)
+        if type(text) is not str:
+            text = str.__str__(text)
+        return _utf8(text)
+    except BaseException:  # noqa: BLE001 - a handler's exception may not even print
+        return f"<unprintable {_type_name(exc)} object>"
 
 
 def _format(frames: traceback.StackSummary) -> list[str]:
@@ -203,11 +251,17 @@ def _utf8(text: str) -> str:
 
 
 def xray_cause(error_type: str, message: str, frames: traceback.StackSummary) -> bytes:
-    """`Lambda-Runtime-Function-XRay-Error-Cause` as the reference builds it."""
+    """`Lambda-Runtime-Function-XRay-Error-Cause` as the reference builds it. The working
+    directory is "" when the process has none any more (a handler removed the directory it
+    had changed into): the reference's os.getcwd() raises there and the process dies."""
     stack = [{"label": f.name, "path": f.filename, "line": f.lineno} for f in frames]
     paths = list(dict.fromkeys(f.filename for f in frames))
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = ""
     cause = {
-        "working_directory": os.getcwd(),
+        "working_directory": cwd,
         "exceptions": [{"message": message, "type": error_type, "stack": stack}],
         "paths": paths,
     }

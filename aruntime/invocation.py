@@ -74,6 +74,14 @@ def get() -> CurrentInvocation | None:
     return None if record is _NONE else record
 
 
+def outside(func: Callable[..., Any], *args: Any) -> Any:
+    """`func(*args)` as code that works for no invocation: its log lines carry no request id
+    (a `/next` answer lost before it named its invocation is no previous invocation's)."""
+    context = contextvars.Context()
+    context.run(_var.set, _NONE)
+    return context.run(func, *args)
+
+
 def begin(record: CurrentInvocation) -> None:
     """Make `record` the current invocation (of the process, or of the calling task)."""
     if _per_task:

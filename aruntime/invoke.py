@@ -3,7 +3,8 @@
 `begin` turns an `Invocation` into the handler's arguments; `answer` sends what the handler
 produced: a buffered result, an error, or a stream (generator items or writer chunks). Sync
 handlers are called by the runtime loop itself, outside the event loop (see `runtime.py`);
-everything else runs here, on the one event loop.
+everything else runs here, on the one event loop. Under concurrency, sync code (handlers,
+generator steps) runs in a worker thread of its invocation's own (`workers.py`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ import inspect
 import logging
 import os
 from base64 import b64encode
-from concurrent.futures import Executor, Future
 from time import monotonic
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from . import errors, invocation, protocol, tasks
 from .connection import RuntimeClient, StreamedRequest
@@ -26,6 +26,9 @@ from .loader import Kind, stream_options
 from .logs import Logs
 from .marshal import dumps, marshal, unmarshal
 from .stream import ResponseStream, StreamDisconnectedError, StreamOptions
+
+if TYPE_CHECKING:  # imported by the runtime only under concurrency (start-up: README)
+    from .workers import Worker, Workers
 
 log = logging.getLogger("aruntime")
 _TRACE_ENV = "_X_AMZN_TRACE_ID"
@@ -42,11 +45,11 @@ class Invoker:
     """Runs invocations through one handler."""
 
     def __init__(self, handler: Callable[..., Any], kind: Kind, logs: Logs,
-                 set_trace_env: bool = True, executor: Executor | None = None) -> None:
+                 set_trace_env: bool = True, workers: Workers | None = None) -> None:
         self.handler = handler
-        # Under concurrency, sync code (handlers, generator steps) runs in this thread pool so
-        # it cannot block the other invocations' pollers.
-        self.executor = executor
+        # Under concurrency, sync code (handlers, generator steps) runs in these threads, one
+        # per invocation in flight, so it cannot block the other invocations' pollers.
+        self.workers = workers
         self.kind = kind
         self.logs = logs
         self.options: StreamOptions = stream_options(handler) or StreamOptions()
@@ -82,16 +85,33 @@ class Invoker:
     # -- whole invocations on the loop -------------------------------------------------
     async def invoke(self, client: RuntimeClient, inv: protocol.Invocation) -> None:
         """Run a non-sync handler (or any handler, under concurrency) and answer."""
+        if self.workers is None:
+            await self._invoke(client, inv, None)
+            return
+        # All of this invocation's sync code runs on one worker thread (workers.py).
+        try:
+            worker = self.workers.take()
+        except RuntimeError as e:  # "can't start new thread": a process or memory limit
+            await self.fail(client, inv, RuntimeFault(
+                errors.NO_WORKER_THREAD, f"No thread could be started for this invocation: {e}"))
+            return
+        try:
+            await self._invoke(client, inv, worker)
+        finally:
+            self.workers.give_back(worker)
+
+    async def _invoke(self, client: RuntimeClient, inv: protocol.Invocation,
+                      worker: Worker | None) -> None:
         carried = None
         try:
             event, context = self.begin(inv)
             if self.kind is Kind.WRITER:
                 handler = self.handler
                 produce = lambda stream: handler(event, context, stream)  # noqa: E731
-            elif self.kind is Kind.SYNC and self.executor is not None:
+            elif self.kind is Kind.SYNC and worker is not None:
                 wrapper_context = contextvars.copy_context()
-                raised, result = await asyncio.wrap_future(self.executor.submit(
-                    wrapper_context.run, _outcome, self.handler, event, context))
+                raised, result = await worker.call(wrapper_context.run, self.handler, event,
+                                                   context)
                 if raised:
                     raise result
                 if (inspect.isawaitable(result) or inspect.isasyncgen(result)
@@ -117,13 +137,15 @@ class Invoker:
         if self.kind is Kind.WRITER:
             await self.stream(client, inv, produce)
         elif carried is not None:
-            await carried.run(tasks.new, self.answer(client, inv, result),
+            await carried.run(tasks.new, self.answer(client, inv, result, worker),
                               asyncio.get_running_loop(), None, inspect.isawaitable(result))
         else:
-            await self.answer(client, inv, result)
+            await self.answer(client, inv, result, worker)
 
-    async def answer(self, client: RuntimeClient, inv: protocol.Invocation, result: Any) -> None:
-        """Send a handler's result: await it, stream it, or post it buffered."""
+    async def answer(self, client: RuntimeClient, inv: protocol.Invocation, result: Any,
+                     worker: Worker | None = None) -> None:
+        """Send a handler's result: await it, stream it, or post it buffered. A sync generator
+        steps in `worker` when one is given (the thread its handler ran in)."""
         gen = None
         try:
             if inspect.isawaitable(result):
@@ -141,7 +163,7 @@ class Invoker:
             await self.fail(client, inv, e)
             return
         if gen is not None:
-            await self.stream(client, inv, lambda s: self._drain_generator(gen, s))
+            await self.stream(client, inv, lambda s: self._drain_generator(gen, s, worker))
             return
         await self._post(client, protocol.response_request(client.host_header, inv, content_type,
                                                            len(body)), body)
@@ -163,13 +185,8 @@ class Invoker:
         if uncancel is not None and task.cancelling():  # type: ignore[union-attr]
             uncancel()
 
-    def _submit(self, func: Callable[..., Any], *args: Any) -> Future[Any]:
-        # The invocation's context variables (its current-invocation record) follow it into
-        # the thread.
-        assert self.executor is not None
-        return self.executor.submit(contextvars.copy_context().run, func, *args)
-
-    async def _drain_generator(self, gen: Any, stream: ResponseStream) -> Any:
+    async def _drain_generator(self, gen: Any, stream: ResponseStream,
+                               worker: Worker | None) -> Any:
         """Write each item a generator yields as one chunk; return its return value."""
         if inspect.isasyncgen(gen):
             chunk: Any  # any item; `write` refuses what it cannot send, in the handler's name
@@ -181,7 +198,7 @@ class Invoker:
                 await gen.aclose()
             return None
         item: Any
-        if self.executor is None:
+        if worker is None:
             try:
                 while True:
                     try:
@@ -192,44 +209,36 @@ class Invoker:
                         await stream.write(item)
             finally:
                 gen.close()
-        return await self._drain_in_threads(gen, stream, self.executor)
+        return await self._drain_in_worker(gen, stream, worker)
 
-    async def _drain_in_threads(self, gen: Any, stream: ResponseStream,
-                                executor: Executor) -> Any:
-        # Under concurrency each step runs in the pool; StopIteration and the other
-        # BaseExceptions come back as values (they cannot cross an asyncio future).
+    async def _drain_in_worker(self, gen: Any, stream: ResponseStream, worker: Worker) -> Any:
+        # Under concurrency every step runs in the invocation's worker thread, the one its
+        # handler ran in; StopIteration and the other BaseExceptions come back as values.
         ctx = contextvars.copy_context()
-        step: Future[Any] | None = None
         finished = False
         try:
             while True:
-                step = executor.submit(ctx.run, _step, gen)
-                state, value = await asyncio.wrap_future(step)
-                step = None
-                if state is _ITEM:
-                    await stream.write(value)
-                    continue
-                finished = True
-                if state is _DONE:
-                    return value
-                raise value
+                raised, value = await worker.call(ctx.run, _step, gen)
+                if raised:
+                    finished = True
+                    raise value
+                if value.__class__ is _Returned:
+                    finished = True
+                    return value.value
+                await stream.write(value)
         except asyncio.CancelledError:
             if not finished:
-                # The stream's connection is gone. A step still running in its thread cannot be
-                # stopped: the generator is closed in the pool once that step is over, and the
-                # poller goes on to the next invocation without waiting for it.
-                close = lambda *_: ctx.run(_close_logged, gen)  # noqa: E731
-                if step is not None:
-                    step.add_done_callback(close)
-                else:
-                    executor.submit(close)
+                # The stream's connection is gone. A step still running in the worker cannot be
+                # stopped: the generator is closed there once that step is over (calls run in
+                # order), and the poller goes on to the next invocation without waiting for it.
+                worker.call(ctx.run, _close_logged, gen)
             raise
         except BaseException:
             if not finished:
-                # A write failed: the generator's finally blocks run in the pool, as its steps
+                # A write failed: the generator's finally blocks run in the worker, as its steps
                 # did. Shielded: a cancellation arriving meanwhile (the loss of the connection,
-                # seen late by the loop) must not drop the close while it waits for a thread.
-                await asyncio.shield(asyncio.wrap_future(executor.submit(ctx.run, gen.close)))
+                # seen late by the loop) must not drop the close while it waits for the thread.
+                await asyncio.shield(worker.call(ctx.run, gen.close))
             raise
 
     async def fail(self, client: RuntimeClient, inv: protocol.Invocation,
@@ -243,7 +252,7 @@ class Invoker:
             return  # nothing to answer; the service times the invocation out
         body = dumps(error)
         request = protocol.error_request(client.host_header,
-                                         protocol.invocation_target(inv.request_id, "error"),
+                                         protocol.answer_target(inv, "error"),
                                          header, len(body), cause, inv)
         await self._post(client, request, body)
         if self.observer is not None:
@@ -429,31 +438,26 @@ def _arguments(inv: protocol.Invocation) -> tuple[Any, LambdaContext]:
     return unmarshal(inv.body, inv.content_type), context
 
 
-_ITEM, _DONE, _RAISED = "item", "done", "raised"
+class _Returned:
+    """A generator's return value, as `_step` hands it back (any other value is an item)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
-def _step(gen: Any) -> tuple[str, Any]:
-    """One generator step in a pool thread, as a value: (_ITEM, item), (_DONE, return value) or
-    (_RAISED, exception)."""
+def _step(gen: Any) -> Any:
+    """One generator step in a worker thread: the item, or `_Returned(value)` at its end
+    (StopIteration cannot cross a future); what else it raises goes back as the worker's."""
     try:
-        return _ITEM, next(gen)
+        return next(gen)
     except StopIteration as stop:
-        return _DONE, stop.value
-    except BaseException as e:  # noqa: BLE001 - handed back to the invocation
-        return _RAISED, e
+        return _Returned(stop.value)
 
 
 def _hung_up_error() -> StreamDisconnectedError:
     return StreamDisconnectedError("the Runtime API closed the response stream")
-
-
-def _outcome(func: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
-    """(raised, result or exception) of `func(*args)` in a pool thread: StopIteration,
-    GeneratorExit and the other BaseExceptions must not cross into an asyncio future."""
-    try:
-        return False, func(*args)
-    except BaseException as e:  # noqa: BLE001
-        return True, e
 
 
 def _close_logged(gen: Any) -> None:

@@ -266,8 +266,8 @@ class JsonFormatter(logging.Formatter):
         }
         if exc:
             result["stackTrace"] = _record_stack(exc)
-            result["errorType"] = exc[0].__name__ if exc[0] else None
-            result["errorMessage"] = str(exc[1])
+            result["errorType"] = _type_name(exc[0]) if exc[0] else None
+            result["errorMessage"] = _message(exc[1])
         result["requestId"] = getattr(record, "aws_request_id", None)
         if exc:
             result["location"] = f"{record.pathname}:{record.funcName}:{record.lineno}"
@@ -282,6 +282,20 @@ class JsonFormatter(logging.Formatter):
             return orjson.dumps(result, default=str, option=orjson.OPT_NON_STR_KEYS).decode() + "\n"
         except TypeError:  # text that is not UTF-8 (lone surrogates): escaped, not dropped
             return _stdlib_json(result) + "\n"
+
+
+def _type_name(cls: type) -> str:
+    # Read past a metaclass that redefines `__name__` (it may raise anything).
+    return type.__dict__["__name__"].__get__(cls, type)  # type: ignore[no-any-return]
+
+
+def _message(exc: BaseException | None) -> str:
+    """`str(exc)`, or `<unprintable Name object>` when its `__str__` raises anything at all: a
+    handler's `logger.exception()` must not fail because its exception does not print."""
+    try:
+        return str(exc)
+    except BaseException:  # noqa: BLE001 - SystemExit from a __str__ is no reason to exit
+        return f"<unprintable {_type_name(type(exc))} object>"
 
 
 def _stdlib_json(value: Any) -> str:

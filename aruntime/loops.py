@@ -31,7 +31,8 @@ def loop_name(value: str | None, concurrency: int, engine: str | None) -> str:
     except ImportError:
         if choice:
             raise ValueError("ARUNTIME_LOOP=uvloop, but uvloop is not installed: "
-                             "pip install 'aruntime[fast]'") from None
+                             "install the fast extra (not on PyPI yet: from a checkout of "
+                             "aruntime, pip install -e '.[fast]')") from None
         return "asyncio"
     return "uvloop"
 

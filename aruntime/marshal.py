@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from .errors import MARSHAL_ERROR, UNMARSHAL_ERROR, RuntimeFault
+from .errors import MARSHAL_ERROR, UNMARSHAL_ERROR, RuntimeFault, _message
 
 JSON = b"application/json"
 RAW = b"application/unknown"
@@ -38,7 +38,15 @@ def _default(obj: Any) -> Any:
 
 
 def marshal(result: Any) -> tuple[bytes, bytes]:
-    """(body, content type) for a handler's return value."""
+    """(body, content type) for a handler's return value: bytes as they are
+    (`application/unknown`), anything else as JSON with the reference client's semantics.
+
+    Raises `RuntimeFault(Runtime.MarshalError, "Unable to marshal response: <reason>")`, as the
+    reference does, for every result that cannot be serialised: an unserialisable type, nesting
+    too deep, an integer with too many digits for `str()`, an exception from the result's own
+    code (a `default` hook such as `_asdict`). Lone surrogates in strings go out as `\\udxxx`
+    escapes, valid JSON, as the reference's `json.dumps` writes them.
+    """
     if isinstance(result, bytes):
         return result, RAW
     try:
@@ -46,16 +54,16 @@ def marshal(result: Any) -> tuple[bytes, bytes]:
     except orjson.JSONEncodeError as e:
         cause = e.__cause__
         if isinstance(cause, _Unserialisable):
-            message = str(cause)
-        elif "64-bit" in str(e):
+            raise RuntimeFault(MARSHAL_ERROR, f"Unable to marshal response: {cause}") from None
+        if "64-bit" in str(e):
             # Integers beyond 64 bits go in as raw JSON; Decimals stay exact.
             try:
                 return orjson.dumps(_big_ints_raw(result), default=_default, option=_OPTIONS), JSON
-            except orjson.JSONEncodeError:
-                return _marshal_stdlib(result), JSON
-        else:
-            return _marshal_stdlib(result), JSON
-    raise RuntimeFault(MARSHAL_ERROR, f"Unable to marshal response: {message}")
+            except Exception:  # noqa: BLE001 - too many digits for str(), or any other refusal
+                pass
+        # Nesting orjson refuses (over 254 levels), lone surrogates, integers over 64 bits
+        # beside what orjson refuses: the stdlib decides, with the reference's words.
+        return _marshal_stdlib(result), JSON
 
 
 def _big_ints_raw(obj: Any) -> Any:
@@ -63,9 +71,28 @@ def _big_ints_raw(obj: Any) -> Any:
         return obj if -(1 << 63) <= obj < (1 << 64) else orjson.Fragment(str(obj))
     if isinstance(obj, dict):
         return {k: _big_ints_raw(v) for k, v in obj.items()}
+    if isinstance(obj, tuple) and hasattr(obj, "_asdict"):  # a namedtuple stays an object
+        return _big_ints_raw(obj._asdict())
     if isinstance(obj, (list, tuple)):
         return [_big_ints_raw(v) for v in obj]
     return obj
+
+
+def _namedtuples_as_dicts(obj: Any, active: set[int]) -> Any:
+    """A copy of `obj`'s containers with namedtuples as dicts (the stdlib's encoder writes every
+    tuple as an array; orjson's path and the reference write namedtuples as objects). A
+    container met again on its own path (a cycle) is left as it is: the encoder reports it."""
+    if not isinstance(obj, (dict, list, tuple)) or id(obj) in active:
+        return obj
+    active.add(id(obj))
+    try:
+        if isinstance(obj, dict):
+            return {k: _namedtuples_as_dicts(v, active) for k, v in obj.items()}
+        if isinstance(obj, tuple) and hasattr(obj, "_asdict"):
+            return _namedtuples_as_dicts(obj._asdict(), active)
+        return [_namedtuples_as_dicts(v, active) for v in obj]
+    finally:
+        active.discard(id(obj))
 
 
 def _marshal_stdlib(result: Any) -> bytes:
@@ -77,9 +104,16 @@ def _marshal_stdlib(result: Any) -> bytes:
         return _default(obj)
 
     try:
-        return json.dumps(result, default=default, ensure_ascii=False).encode()
-    except (TypeError, ValueError) as e:
-        raise RuntimeFault(MARSHAL_ERROR, f"Unable to marshal response: {e}") from None
+        try:
+            result = _namedtuples_as_dicts(result, set())
+        except RecursionError:
+            pass  # nesting this deep: the encoder decides (it recurses less per level than the walk)
+        # A lone surrogate can only sit inside a JSON string: backslashreplace writes it as
+        # the JSON escape `\\ud800` (UTF-8 has no bytes for it; everything else is encodable).
+        return json.dumps(result, default=default, ensure_ascii=False).encode(
+            "utf-8", "backslashreplace")
+    except Exception as e:  # noqa: BLE001 - RecursionError, ValueError (digits), the result's own
+        raise RuntimeFault(MARSHAL_ERROR, f"Unable to marshal response: {_message(e)}") from None
 
 
 def unmarshal(body: bytes, content_type: str | None) -> Any:

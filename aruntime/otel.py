@@ -52,7 +52,7 @@ from opentelemetry.trace import TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from . import __version__, invoke
-from .errors import RuntimeFault, _Escaped
+from .errors import RuntimeFault, _Escaped, describe
 from .lifecycle import DEFAULT_SHUTDOWN_BUDGET_MS, on_shutdown
 from .protocol import Invocation
 
@@ -188,10 +188,13 @@ class _Spans:
                 exc = exc.exc
             if isinstance(exc, RuntimeFault):
                 description = f"{exc.error_type}: {exc.message}"
-            else:
-                description = f"{type(exc).__name__}: {exc}"
+            else:  # its str() may raise anything, SystemExit included: never here
+                description = "%s: %s" % describe(exc)
             span.set_status(Status(StatusCode.ERROR, description))
-            span.record_exception(exc)
+            try:
+                span.record_exception(exc)
+            except BaseException:  # noqa: BLE001 - the SDK's str(exc) raised: the status says it
+                pass
         span.end()
         if self.flush_each:
             self._flush(self.flush_timeout_ms)

@@ -12,7 +12,7 @@ import sys
 from typing import NamedTuple
 
 from . import __version__
-from .wire import RequestHead, WireError
+from .wire import CUT, RequestHead, WireError
 
 PREFIX = "/2018-06-01/runtime"
 NEXT_TARGET = PREFIX + "/invocation/next"
@@ -36,8 +36,11 @@ STREAM_HEADERS = (
 )
 
 # Request ids are UUIDs in practice; anything else is percent-encoded so a hostile id can
-# neither break the request line nor address another endpoint.
+# neither break the request line nor address another endpoint: that includes "." and "..",
+# which are dot-segments (RFC 3986 §3.3, removed with the segment before them) though every
+# character of them is plain.
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._~-]+\Z")
+_DOT_SEGMENTS = (".", "..")
 
 
 class RuntimeAPIAddress(NamedTuple):
@@ -125,6 +128,9 @@ class Invocation(NamedTuple):
     invocation_id: bytes | None
     content_type: str | None
     body: bytes
+    # The request id's bytes when they are not UTF-8 (`request_id` then shows them with U+FFFD,
+    # which could never name the invocation): the answer's target is encoded from these.
+    raw_request_id: bytes | None = None
 
 
 def _text(value: bytes | None) -> str | None:
@@ -132,6 +138,7 @@ def _text(value: bytes | None) -> str | None:
 
 
 _EPOCH_FLOOR_MS = 10**12  # 2001-09-09: no Runtime API deadline is earlier
+_EPOCH_CEILING_MS = 253_402_300_800_000  # 10000-01-01: no datetime can hold a later one
 
 
 def parse_invocation(headers: list[tuple[bytes, bytes]], body: bytes) -> Invocation:
@@ -142,12 +149,19 @@ def parse_invocation(headers: list[tuple[bytes, bytes]], body: bytes) -> Invocat
         deadline_ms: int | None = int(deadline) if deadline else None
     except ValueError:
         deadline_ms = None
-    if deadline_ms is not None and deadline_ms < _EPOCH_FLOOR_MS:
+    if deadline_ms is not None and not _EPOCH_FLOOR_MS <= deadline_ms < _EPOCH_CEILING_MS:
         # Not epoch milliseconds of this century: zero, negative, or cargo-lambda's "600000"
-        # (a duration, docs/SPEC.md §8). Read as no deadline, as for a value that is not a number.
+        # (a duration, docs/SPEC.md §8); or past the year 9999 (40 digits). Read as no deadline,
+        # as for a value that is not a number.
         deadline_ms = None
+    rid = h.get(b"lambda-runtime-aws-request-id") or b""
+    raw_rid = None
+    try:
+        request_id = rid.decode()
+    except UnicodeDecodeError:
+        request_id, raw_rid = rid.decode("utf-8", "replace"), rid
     return Invocation(
-        request_id=_text(h.get(b"lambda-runtime-aws-request-id")) or "",
+        request_id=request_id,
         deadline_ms=deadline_ms,
         function_arn=_text(h.get(b"lambda-runtime-invoked-function-arn")),
         trace_id=_text(h.get(b"lambda-runtime-trace-id")),
@@ -157,16 +171,29 @@ def parse_invocation(headers: list[tuple[bytes, bytes]], body: bytes) -> Invocat
         invocation_id=h.get(b"lambda-runtime-invocation-id"),
         content_type=_text(h.get(b"content-type")),
         body=body,
+        raw_request_id=raw_rid,
     )
 
 
-def invocation_target(request_id: str, what: str) -> str:
-    """`/2018-06-01/runtime/invocation/{id}/{what}`, with an unusual id percent-encoded."""
-    if not _PLAIN_ID.match(request_id):
+def invocation_target(request_id: str | bytes, what: str) -> str:
+    """`/2018-06-01/runtime/invocation/{id}/{what}`, with an unusual id percent-encoded: its
+    UTF-8 bytes, or the bytes themselves when given bytes (an id that is not UTF-8, see
+    `Invocation.raw_request_id`); "." and ".." as "%2E" and "%2E%2E", never dot-segments."""
+    if type(request_id) is not str or not _PLAIN_ID.match(request_id) or (
+            request_id in _DOT_SEGMENTS):
         from urllib.parse import quote
 
-        request_id = quote(request_id, safe="")
+        if request_id in _DOT_SEGMENTS or request_id in (b".", b".."):
+            request_id = "%2E" * len(request_id)
+        else:
+            request_id = quote(request_id, safe="")
     return f"{PREFIX}/invocation/{request_id}/{what}"
+
+
+def answer_target(inv: Invocation, what: str) -> str:
+    """`invocation_target` for the answer to `inv` ("response" or "error")."""
+    raw = inv.raw_request_id
+    return invocation_target(inv.request_id if raw is None else raw, what)
 
 
 def _base_headers(host: bytes) -> list[tuple[bytes, bytes]]:
@@ -207,7 +234,7 @@ def response_request(host: bytes, inv: Invocation, content_type: bytes, length: 
     """Head of a buffered `/response`."""
     return _post(
         host,
-        invocation_target(inv.request_id, "response"),
+        answer_target(inv, "response"),
         [(b"Content-Type", content_type), (b"Content-Length", b"%d" % length), *_echo(inv)],
     )
 
@@ -233,7 +260,7 @@ def stream_request(host: bytes, inv: Invocation, content_type: bytes) -> Request
     """Head of a streamed `/response`: chunked, with the two error trailers declared."""
     return _post(
         host,
-        invocation_target(inv.request_id, "response"),
+        answer_target(inv, "response"),
         [*STREAM_HEADERS, (b"Content-Type", content_type), *_echo(inv)],
     )
 
@@ -244,17 +271,20 @@ def error_trailers(error_type: str, error_body_b64: bytes) -> list[tuple[bytes, 
 
 
 def cut_answer_warning(head: RequestHead, error: WireError) -> str:
-    """The WARNING line for an answer the connection lost part-way (`error.cut`): which
-    request, and the request id of the invocation it carried when its head had arrived."""
-    where = []
+    """The WARNING line for an answer lost part-way (`error.cut`): cut short by the end of the
+    connection, or not readable as HTTP/1.1 (a malformed head, bad chunk framing); which
+    request, and the request id and status of the answer when its head was read."""
+    about = []
     if error.head is not None:
         status, headers = error.head
         for name, value in headers:
             if name == b"lambda-runtime-aws-request-id":
-                where.append("request id " + value.decode("utf-8", "replace"))
+                about.append("request id " + value.decode("utf-8", "replace"))
                 break
-        where.append(f"status {status}")
-    else:
-        where.append("before its head was complete")
-    return (f"the Runtime API's answer to {head.method.decode()} {head.target.decode()} was "
-            f"cut short ({', '.join(where)}): {error}; sending the request again")
+        about.append(f"status {status}")
+    answer = f"the Runtime API's answer to {head.method.decode()} {head.target.decode()}"
+    if str(error) == CUT:
+        where = ", ".join(about) if about else "before its head was complete"
+        return f"{answer} was cut short ({where}): {error}; sending the request again"
+    where = f" ({', '.join(about)})" if about else ""
+    return f"{answer} is not valid HTTP/1.1{where}: {error}; sending the request again"

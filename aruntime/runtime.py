@@ -106,8 +106,12 @@ def _main(handler_spec: str | None) -> int:
         lifecycle.install_sigterm(loop, clients)
         if concurrency > 1:
             invocation.per_task()
+            from .workers import guard_signal_handlers, widen_default_executor
+
+            widen_default_executor(loop, concurrency)
+            guard_signal_handlers()
             _serve_concurrently(loop, clients, Invoker(handler, kind, logs, set_trace_env=False,
-                                                       executor=_executor(kind, concurrency)))
+                                                       workers=_workers(kind, loop)))
         else:
             _serve(loop, client, Invoker(handler, kind, logs))
     except (RuntimeAPIError, RuntimeAPIUnavailable) as e:
@@ -162,14 +166,6 @@ def max_concurrency(value: str | None) -> int:
         write_stderr(f"aruntime: ignoring AWS_LAMBDA_MAX_CONCURRENCY={value!r}\n")
         return 1
     return max(n, 1)
-
-
-def sync_threads(concurrency: int) -> int:
-    """Threads for sync handlers under concurrency: `ARUNTIME_SYNC_THREADS`, else CPUs + 4."""
-    configured = os.environ.get("ARUNTIME_SYNC_THREADS")
-    if configured and configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    return min(concurrency, (os.cpu_count() or 1) + 4)
 
 
 def _init_failed(loop: asyncio.AbstractEventLoop, client: RuntimeClient, logs: Logs,
@@ -320,12 +316,12 @@ def _serve(loop: asyncio.AbstractEventLoop, client: RuntimeClient, invoker: Invo
                          _answer_then_next(invoker.answer(client, inv, result), client))
 
 
-def _executor(kind: Kind, concurrency: int) -> Any:
+def _workers(kind: Kind, loop: asyncio.AbstractEventLoop) -> Any:
     if kind not in (Kind.SYNC, Kind.GENERATOR):
         return None
-    from concurrent.futures import ThreadPoolExecutor
+    from .workers import Workers
 
-    return ThreadPoolExecutor(sync_threads(concurrency), "aruntime-sync")
+    return Workers(loop)
 
 
 def _serve_concurrently(loop: asyncio.AbstractEventLoop, clients: list[RuntimeClient],
@@ -367,5 +363,5 @@ def _serve_concurrently(loop: asyncio.AbstractEventLoop, clients: list[RuntimeCl
             _stopped_early(loop, main_task)
         main_task.result()
     finally:
-        if invoker.executor is not None:
-            invoker.executor.shutdown(wait=False, cancel_futures=True)
+        if invoker.workers is not None:
+            invoker.workers.shutdown()

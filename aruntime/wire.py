@@ -19,6 +19,11 @@ What both engines do with the bytes a Runtime API sends (RFC 9112):
   extra answer in the same read, a late `408`) make the connection not reusable; the unsolicited
   bytes are never taken for the answer to the next request. When such an answer leaves requests
   unanswered behind it, they are a `WireError` (not `cut`): the server will not answer them.
+- Heads are read by h11's rules (RFC 9110 §5.5, §8.6; RFC 9112 §5.2): control characters other
+  than NUL, CR, LF, VT and FF are kept in values; obs-fold lines are joined with one space; a
+  Content-Length repeated, or listed, with one value is that value. A head larger than
+  `HEAD_LIMIT` (1 MiB) is refused. Trailer sections are checked by the same rules, then
+  dropped. (httptools reads such heads and trailer sections again with h11.)
 - End of stream part-way through an answer (in its head, in its body, in a chunk) is a
   `WireError` whose `cut` is true and whose `head` holds the status and headers if they arrived,
   so the caller can say which invocation was lost.
@@ -58,6 +63,10 @@ class WireError(ConnectionError):
         self.head = head
 
 
+# The largest answer head either engine reads (h11's max_incomplete_event_size): the service
+# sends a few KiB; a peer sending more than this is broken.
+HEAD_LIMIT = 1024 * 1024
+HEAD_TOO_LARGE = "the Runtime API's answer has a head larger than 1 MiB"
 CLOSED = "the Runtime API closed the connection"
 CUT = "the Runtime API closed the connection in the middle of its answer"
 UNANSWERED = "the Runtime API ended the connection with requests left unanswered"
@@ -149,7 +158,8 @@ def engine_name(value: str | None) -> str:
     except ImportError:
         if choice:
             raise ValueError("ARUNTIME_HTTP=httptools, but httptools is not installed: "
-                             "pip install 'aruntime[fast]'") from None
+                             "install the fast extra (not on PyPI yet: from a checkout of "
+                             "aruntime, pip install -e '.[fast]')") from None
         return "h11"
     return "httptools"
 

@@ -34,6 +34,16 @@ def test_loop_name_refuses_other_values():
     assert str(e.value) == "ARUNTIME_LOOP must be one of asyncio, uvloop (or unset), got 'trio'"
 
 
+def test_uvloop_asked_for_but_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hint is a command that works today: aruntime is not on PyPI yet."""
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import now raises ImportError
+    assert loops.loop_name(None, 64, "httptools") == "asyncio"  # not asked for: no error
+    with pytest.raises(ValueError) as e:
+        loops.loop_name("uvloop", 1, "h11")
+    assert str(e.value) == ("ARUNTIME_LOOP=uvloop, but uvloop is not installed: install the fast "
+                            "extra (not on PyPI yet: from a checkout of aruntime, pip install -e '.[fast]')")
+
+
 @pytest.mark.parametrize("env, module", [
     ({"AWS_LAMBDA_MAX_CONCURRENCY": "2", "ARUNTIME_HTTP": "httptools"}, "uvloop"),
     ({"ARUNTIME_HTTP": "httptools"}, "asyncio.unix_events"),

@@ -165,3 +165,67 @@ def test_unmarshal_matches_reference_for_plain_events() -> None:
     ref = LambdaMarshaller()
     for raw in (b'{"k": [1, 2.5, "s", null, true]}', b'"x"', b"[]", b'{"u": "\\u00fc"}', '{"ü": 1}'.encode()):
         assert unmarshal(raw, "application/json") == ref.unmarshal_request(raw) == json.loads(raw)
+
+
+# -- results the reference refuses as Runtime.MarshalError, or escapes (breaker finding 7) --------
+
+
+def _deep(n: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    cur = root
+    for _ in range(n):
+        cur["a"] = {}
+        cur = cur["a"]
+    return root
+
+
+class _AsDictRaises:
+    def _asdict(self) -> Any:
+        raise LookupError("no fields today")
+
+
+@pytest.mark.parametrize("value", [
+    _deep(100_000),  # beyond every Python's limit (3.13's C recursion limit lets 5000 pass)
+    10**5000,
+    {"n": [-(10**5000)]},
+    {"big": 2**70, "huge": 10**5000},
+    _AsDictRaises(),
+], ids=["deep", "huge_int", "nested_huge_int", "big_and_huge", "asdict_raises"])
+def test_marshal_failures_are_marshal_errors_worded_as_the_reference(value: Any) -> None:
+    from awslambdaric.lambda_runtime_exception import FaultException
+    from awslambdaric.lambda_runtime_marshaller import LambdaMarshaller
+
+    with pytest.raises(FaultException) as ref:
+        LambdaMarshaller().marshal_response(value)
+    with pytest.raises(RuntimeFault) as ours:
+        marshal(value)
+    # The runtime's fault, no handler frames: never Function.RecursionError / ValueError.
+    assert (ours.value.error_type, ours.value.stack) == ("Runtime.MarshalError", None)
+    if isinstance(value, dict) and "a" in value:
+        # Which C call hits the limit first is the encoder's (simplejson's or the stdlib's) and
+        # the Python version's: "while encoding a JSON object" or "while calling a Python object".
+        prefix = "Unable to marshal response: maximum recursion depth exceeded while "
+        assert ours.value.message.startswith(prefix) and ref.value.msg.startswith(prefix)
+    else:
+        assert ours.value.message == ref.value.msg
+
+
+@pytest.mark.parametrize("value, body", [
+    ("cut emoji \ud83d", b'"cut emoji \\ud83d"'),
+    ({"a\udc80": ["\ud800", "ü"]}, '{"a\\udc80": ["\\ud800", "ü"]}'.encode()),
+    ("\ud83d\ude00", b'"\\ud83d\\ude00"'),  # two lone halves: JSON readers join them again
+    ({"s": "x\ud800", "big": 2**70}, b'{"s": "x\\ud800", "big": 1180591620717411303424}'),
+    # The stdlib's path writes namedtuples as objects too, as orjson's path and the reference do.
+    ([Point("\ud800", 2**70)], b'[{"x": "\\ud800", "y": 1180591620717411303424}]'),
+    ([Point(1, 2)] * 2 + [_deep(300)], b'[{"x": 1, "y": 2}, {"x": 1, "y": 2}, ' + b'{"a": ' * 300
+     + b'{}' + b'}' * 300 + b']'),
+])
+def test_marshal_fallback_path_escapes_lone_surrogates_and_keeps_namedtuples(value: Any, body: bytes) -> None:
+    from awslambdaric.lambda_runtime_marshaller import LambdaMarshaller
+
+    got, content_type = marshal(value)
+    assert (got, content_type) == (body, JSON)
+    got.decode("utf-8")  # valid UTF-8 on the wire
+    # The same value as the reference's JSON (ASCII-escaped by default) reads back as.
+    ref, _ = LambdaMarshaller().marshal_response(value)
+    assert json.loads(got) == json.loads(ref)

@@ -165,6 +165,20 @@ async def test_one_span_per_invocation_sync(fake_api: FakeRuntimeAPI, n: int) ->
         _check(case, spans[case["rid"]], timings[case["rid"]])
 
 
+async def test_unprintable_failure_still_ends_its_span(fake_api: FakeRuntimeAPI) -> None:
+    # An exception whose __str__ raises SystemExit: the span's status (and the SDK's str() in
+    # record_exception) must not take the runtime down after the /error went out.
+    cases = [{"event": {"s": 0.15, "do": "raise_unprintable"},
+              "headers": {"Lambda-Runtime-Trace-Id": None}, "error": None}]
+    spans, _, posts = await _run(fake_api, "handler", 1, cases, {"ARUNTIME_OTEL": "1"})
+    rid = cases[0]["rid"]
+    assert posts[rid].path.endswith("/error")
+    assert posts[rid].json()["errorMessage"] == "<unprintable _StrExits object>"
+    span = spans[rid]
+    assert (span["status"], span["description"]) == (
+        "ERROR", "_StrExits: <unprintable _StrExits object>")
+
+
 def test_off_imports_nothing_of_opentelemetry() -> None:
     # Off, the runtime's start-up path loads no OpenTelemetry module and no aruntime.otel.
     code = ("import sys, aruntime.runtime, aruntime.invoke, aruntime.__main__;"

@@ -328,7 +328,7 @@ async def test_unknown_engine_is_refused_at_start(tmp_path) -> None:
         async with runtime(peer.authority, H + "echo", env) as proc:
             assert await proc.wait(T) == 1
         assert proc.stderr.decode() == ("aruntime: ARUNTIME_HTTP=httptools, but httptools is not "
-                                        "installed: pip install 'aruntime[fast]'\n")
+                                        "installed: install the fast extra (not on PyPI yet: from a checkout of aruntime, pip install -e '.[fast]')\n")
     assert peer.requests == []  # refused before a single request
 
 

@@ -112,7 +112,8 @@ def test_parse_invocation_absent_headers_are_none_and_request_id_empty() -> None
 
 
 @pytest.mark.parametrize("value", [b"0", b"-5", b"abc", b"", b"12.5", b"1e12", b" ",
-                                   b"600000", b"999999999999"])  # 600000: cargo-lambda's
+                                   b"600000", b"999999999999",  # 600000: cargo-lambda's
+                                   b"9" * 40, b"253402300800000", b"9" * 5000])  # past 9999
 def test_parse_invocation_bad_deadline_is_none(value: bytes) -> None:
     got = protocol.parse_invocation([(b"lambda-runtime-deadline-ms", value)], b"")
     assert got.deadline_ms is None
@@ -121,6 +122,12 @@ def test_parse_invocation_bad_deadline_is_none(value: bytes) -> None:
 def test_parse_invocation_deadline_floor() -> None:
     got = protocol.parse_invocation([(b"lambda-runtime-deadline-ms", b"1000000000000")], b"")
     assert got.deadline_ms == 10**12
+
+
+def test_parse_invocation_deadline_ceiling() -> None:
+    # 9999-12-31T23:59:59.999Z is the last deadline a datetime can hold: still a deadline.
+    got = protocol.parse_invocation([(b"lambda-runtime-deadline-ms", b"253402300799999")], b"")
+    assert got.deadline_ms == 253402300799999
 
 
 def test_parse_invocation_non_utf8_header_does_not_raise() -> None:
@@ -216,6 +223,31 @@ def test_hostile_request_id_is_percent_encoded(rid: str, encoded: str) -> None:
     line = wire(req).split(b"\r\n", 1)[0]
     assert line == b"POST /2018-06-01/runtime/invocation/" + encoded.encode() + b"/response HTTP/1.1"
     assert protocol.invocation_target(rid, "error") == f"/2018-06-01/runtime/invocation/{encoded}/error"
+
+
+@pytest.mark.parametrize("rid, encoded", [(".", "%2E"), ("..", "%2E%2E")])
+def test_dot_segment_request_ids_are_percent_encoded(rid: str, encoded: str) -> None:
+    # Every character is plain, but "." / ".." as a segment would address another endpoint
+    # (`/invocation/../response` is `/runtime/response` once dot-segments are removed).
+    req = protocol.response_request(HOST, inv(rid), b"application/json", 0)
+    line = wire(req).split(b"\r\n", 1)[0]
+    assert line == b"POST /2018-06-01/runtime/invocation/" + encoded.encode() + b"/response HTTP/1.1"
+    assert protocol.invocation_target(rid, "error") == f"/2018-06-01/runtime/invocation/{encoded}/error"
+    # Longer runs of dots are no dot-segment: sent as they are.
+    assert protocol.invocation_target("...", "error") == "/2018-06-01/runtime/invocation/.../error"
+
+
+def test_non_utf8_request_id_is_encoded_from_its_bytes() -> None:
+    got = protocol.parse_invocation([(b"lambda-runtime-aws-request-id", b"r\xff\xfe-1")], b"")
+    assert got.request_id == "r\ufffd\ufffd-1"  # for logs and the context
+    assert got.raw_request_id == b"r\xff\xfe-1"
+    for req in (protocol.response_request(HOST, got, b"application/json", 0),
+                protocol.stream_request(HOST, got, b"text/plain")):
+        assert req.target == b"/2018-06-01/runtime/invocation/r%FF%FE-1/response"
+    assert protocol.answer_target(got, "error") == "/2018-06-01/runtime/invocation/r%FF%FE-1/error"
+    # A UTF-8 id keeps no copy of its bytes.
+    assert protocol.parse_invocation([(b"lambda-runtime-aws-request-id", "ü".encode())],
+                                     b"").raw_request_id is None
 
 
 def test_plain_request_id_is_not_encoded() -> None:
@@ -426,6 +458,17 @@ def test_cut_answer_warning() -> None:
         "the Runtime API's answer to GET /.rt/2018-06-01/runtime/invocation/next was cut short "
         "(request id r-9, status 200): the Runtime API closed the connection in the middle of its "
         "answer; sending the request again")
-    assert protocol.cut_answer_warning(head, WireError("x", cut=True)) == (
+    cut_in_head = WireError("the Runtime API closed the connection in the middle of its answer",
+                            cut=True)
+    assert protocol.cut_answer_warning(head, cut_in_head) == (
         "the Runtime API's answer to GET /.rt/2018-06-01/runtime/invocation/next was cut short "
-        "(before its head was complete): x; sending the request again")
+        "(before its head was complete): the Runtime API closed the connection in the middle of "
+        "its answer; sending the request again")
+    # A head that arrived whole but is not HTTP/1.1 was not cut short (breaker finding 8).
+    assert protocol.cut_answer_warning(head, WireError("Invalid header token", cut=True)) == (
+        "the Runtime API's answer to GET /.rt/2018-06-01/runtime/invocation/next is not valid "
+        "HTTP/1.1: Invalid header token; sending the request again")
+    bad_chunk = WireError("bad chunk", cut=True, head=(200, [(b"lambda-runtime-aws-request-id", b"r-9")]))
+    assert protocol.cut_answer_warning(head, bad_chunk) == (
+        "the Runtime API's answer to GET /.rt/2018-06-01/runtime/invocation/next is not valid "
+        "HTTP/1.1 (request id r-9, status 200): bad chunk; sending the request again")

@@ -303,7 +303,7 @@ def test_httptools_asked_for_but_missing(monkeypatch):
     with pytest.raises(ValueError) as e:
         wire.engine_name("httptools")
     assert str(e.value) == ("ARUNTIME_HTTP=httptools, but httptools is not installed: "
-                            "pip install 'aruntime[fast]'")
+                            "install the fast extra (not on PyPI yet: from a checkout of aruntime, pip install -e '.[fast]')")
 
 
 # -- pipelined requests: two outstanding, their answers in order, split anywhere ---------------
@@ -365,3 +365,138 @@ def test_pipelined_bodies_and_the_next_cycle(engine):
         assert w.reusable()
     assert [a.status for a in w.answers] == [202, 200] * 3
     assert w.answers[1].body == b'{"hello": 1}\n' and w.answers[0].body == b'{"status":"OK"}\n'
+
+
+# -- odd heads h11 reads and llhttp refuses (breaker finding 8) ---------------------------------
+# RFC 9110 §5.5 lets a recipient keep control characters other than NUL/CR/LF in a value;
+# RFC 9112 §5.2 has a user agent replace obs-fold with spaces; RFC 9110 §8.6 lets a recipient
+# read a Content-Length repeated with one value ("2, 2", or twice). Both engines give the same
+# answers, alone or behind another answer in the same read, split anywhere, read through one
+# reused buffer as the shell reads; what h11 refuses (NUL, VT, FF, a fold at the head's start,
+# conflicting lengths) both refuse, and the connection is not used again.
+
+def _head(*lines: bytes, body: bytes = b"{}") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r-1\r\n" + b"".join(
+        line + b"\r\n" for line in lines) + b"\r\n" + body
+
+
+CL2 = (b"content-length", b"2")
+ODD_HEADS = {
+    "\\x01 and \\x7f in values": (
+        _head(b"Lambda-Runtime-Trace-Id: Root=a\x01b", b"X-Del: \x7fd\x7f", b"Content-Length: 2"),
+        [RID, (b"lambda-runtime-trace-id", b"Root=a\x01b"), (b"x-del", b"\x7fd\x7f"), CL2]),
+    "obs-fold": (
+        _head(b"Lambda-Runtime-Trace-Id: Root=a", b"   folded", b"\tagain ", b"Content-Length: 2"),
+        [RID, (b"lambda-runtime-trace-id", b"Root=a folded again"), CL2]),
+    "obs-fold with a bare LF": (
+        _head(b"X-A: a\n folded", b"Content-Length: 2"), [RID, (b"x-a", b"a folded"), CL2]),
+    "obs-fold of an empty value": (
+        _head(b"X-A:", b" folded", b"Content-Length: 2"), [RID, (b"x-a", b"folded"), CL2]),
+    "Content-Length twice, same value": (
+        _head(b"Content-Length: 2", b"Content-Length: 2"), [RID, CL2]),
+    "Content-Length as a list of one value": (
+        _head(b"Content-Length: 2, 2"), [RID, CL2]),
+    "Content-Length list and repeat": (
+        _head(b"Content-Length: 2,2 ,2", b"X-B: b", b"content-length: 2"),
+        [RID, CL2, (b"x-b", b"b")]),
+    "chunked after an odd value": (
+        _head(b"X-A: \x01", b"Transfer-Encoding: chunked", body=b"2\r\n{}\r\n0\r\n\r\n"),
+        [RID, (b"x-a", b"\x01"), (b"transfer-encoding", b"chunked")]),
+    # Refused by both: the answer is lost (cut), its head never accepted.
+    "NUL in a value": (_head(b"X-A: a\x00b", b"Content-Length: 2"), None),
+    "VT in a value": (_head(b"X-A: a\x0bb", b"Content-Length: 2"), None),
+    "FF in a value": (_head(b"X-A: \x0c", b"Content-Length: 2"), None),
+    "conflicting Content-Length": (_head(b"Content-Length: 2", b"Content-Length: 3"), None),
+    "Content-Length list of two values": (_head(b"Content-Length: 2, 3"), None),
+    "folded Content-Length": (_head(b"Content-Length: 2", b" 2"), None),
+    "obs-fold at the head's start": (b"HTTP/1.1 200 OK\r\n folded\r\nContent-Length: 2\r\n\r\n{}",
+                                     None),
+    "odd value and a bad header name": (_head(b"X-A: \x01", b"X B: 1", b"Content-Length: 2"), None),
+}
+
+
+def _odd(engine, parts: list[bytes], behind: bool) -> list:
+    """Events for `parts` read through one reused buffer, after a GET (or a POST and a GET
+    when `behind`: the odd answer follows a 202 in the same bytes), then a GET whose answer is
+    OK (on the same connection, when it can still be used)."""
+    w = engine()
+    if behind:
+        w.request(POST, b"{}")
+    w.request(GET)
+    shared = bytearray(max(map(len, parts)))
+    got: list = []
+    try:
+        for part in parts:
+            shared[:len(part)] = part
+            w.receive(memoryview(shared)[:len(part)])
+            shared[:] = b"\xee" * len(shared)  # the next read overwrites the buffer
+        if w.reusable():
+            w.request(GET)
+            w.receive(OK)
+    except WireError as e:
+        got.append(closed(e.cut, e.head))
+    return [(a.status, a.headers, a.body) for a in w.answers] + got + [("reusable", w.reusable())]
+
+
+@pytest.mark.parametrize("case", list(ODD_HEADS))
+@pytest.mark.parametrize("behind", [False, True], ids=["alone", "behind"])
+def test_engines_agree_on_odd_heads_at_every_split(case, behind):
+    head, headers = ODD_HEADS[case]
+    data = (ACCEPTED_ANSWER if behind else b"") + head
+    expected = [(202, [(b"content-type", b"application/json"), (b"content-length", b"16")],
+                 b'{"status":"OK"}\n')] if behind else []
+    if headers is None:
+        expected += [closed(True), ("reusable", False)]
+    else:
+        expected += [(200, headers, b"{}"), (200, OK_RESPONSE.headers, OK_RESPONSE.body),
+                     ("reusable", True)]
+    for engine in ENGINES:
+        assert _odd(engine, [data], behind) == expected, engine
+        for split in range(1, len(data)):
+            assert _odd(engine, [data[:split], data[split:]], behind) == expected, (engine, split)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_answer_heads_over_one_mib_are_refused(engine):
+    big = _head(b"X-Big: " + b"b" * (2 * 1024 * 1024), b"Content-Length: 2")
+    parts = [big[i:i + 65536] for i in range(0, len(big), 65536)]
+    assert _odd(engine, parts, False) == [closed(True), ("reusable", False)]
+    # Below the limit, in the same reads: read.
+    fine = _head(b"X-Big: " + b"b" * (900 * 1024), b"Content-Length: 2")
+    parts = [fine[i:i + 65536] for i in range(0, len(fine), 65536)]
+    got = _odd(engine, parts, False)
+    assert [g[0] for g in got] == [200, 200, "reusable"] and got[0][1][1][1] == b"b" * (900 * 1024)
+    # An odd head over the limit too (read again by h11 on httptools).
+    odd = _head(b"X-A: \x01", b"X-Big: " + b"b" * (2 * 1024 * 1024), b"Content-Length: 2")
+    parts = [odd[i:i + 65536] for i in range(0, len(odd), 65536)]
+    assert _odd(engine, parts, False) == [closed(True), ("reusable", False)]
+
+
+ODD_TRAILERS = {
+    # (trailer lines of a chunked answer, read?) Trailers are dropped; h11's rules decide
+    # whether the answer is read or refused, on both engines.
+    "\\x01 in a trailer": (b"X-T: a\x01b", True),
+    "a folded trailer": (b"X-T: a\r\n folded", True),
+    "\\x7f after a plain trailer, before another": (b"X-A: 1\r\nX-T: a\x7fb\r\nX-C: 3", True),
+    "NUL in a trailer": (b"X-T: a\x00b", False),
+    "VT after a fold": (b"X-A: 1\r\n\tfold\r\nX-T: a\x0bb", False),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_TRAILERS))
+@pytest.mark.parametrize("behind", [False, True], ids=["alone", "behind"])
+def test_engines_agree_on_odd_trailers_at_every_split(case, behind):
+    trailers, read = ODD_TRAILERS[case]
+    data = (ACCEPTED_ANSWER if behind else b"") + CHUNKED_HEAD + b"2\r\n{}\r\n0\r\n" + trailers + b"\r\n\r\n"
+    chunked = [RID, (b"transfer-encoding", b"chunked")]
+    expected = [(202, [(b"content-type", b"application/json"), (b"content-length", b"16")],
+                 b'{"status":"OK"}\n')] if behind else []
+    if read:
+        expected += [(200, chunked, b"{}"), (200, OK_RESPONSE.headers, OK_RESPONSE.body),
+                     ("reusable", True)]
+    else:
+        expected += [closed(True, (200, chunked)), ("reusable", False)]
+    for engine in ENGINES:
+        assert _odd(engine, [data], behind) == expected, engine
+        for split in range(1, len(data)):
+            assert _odd(engine, [data[:split], data[split:]], behind) == expected, (engine, split)

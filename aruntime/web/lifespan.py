@@ -111,7 +111,7 @@ class Lifespan:
 def _describe(error: BaseException | None) -> str:
     if error is None:
         return "the app returned without answering"
-    return f"{type(error).__name__}: {error}"
+    return "%s: %s" % errors.describe(error)  # its str() may raise anything
 
 
 def _stack(error: BaseException) -> list[str]:

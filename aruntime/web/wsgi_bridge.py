@@ -47,8 +47,13 @@ class WSGIBridge:
 
     def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._executor is None:
+            from ..workers import own_event_loop
+
             threads = self.threads or _concurrency()
-            self._executor = concurrent.futures.ThreadPoolExecutor(threads, "aruntime-wsgi")
+            # An app that asks for "the" event loop gets one of its thread's own, as sync
+            # handlers' worker threads do (aruntime/workers.py), never the runtime's.
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                threads, "aruntime-wsgi", initializer=own_event_loop)
             lifecycle.on_shutdown(self._shutdown)
         return self._executor
 

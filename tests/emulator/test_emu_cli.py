@@ -205,15 +205,13 @@ def test_install_hints_are_true_today(tmp_path: Path) -> None:
     assert (proc.returncode, proc.stderr) == (2, (
         "aruntime: this copy holds the runtime only (as a Lambda layer does): install the package "
         "for the command-line tools (not on PyPI yet: from a checkout of aruntime, pip install -e .)\n"))
-    # The other hints in the tools say the same thing: none names only the unpublished package.
-    # (The runtime's own two, for ARUNTIME_HTTP / ARUNTIME_LOOP naming a module not installed,
-    # belong to the runtime's modules: left to their owners, not yet true.)
+    # Every other hint in the package (the runtime's own, for ARUNTIME_HTTP / ARUNTIME_LOOP
+    # naming a module not installed, too) says the same: none names only the unpublished package.
     for path in (ROOT / "aruntime").rglob("*.py"):
         text = path.read_text()
         for m in re.finditer(r"pip install '?aruntime\b", text):
             line = text[text.rfind("\n", 0, m.start()) + 1:text.find("\n", m.end())]
-            assert "not on PyPI" in line or "from a checkout" in line or \
-                path.relative_to(ROOT).as_posix() in ("aruntime/wire.py", "aruntime/loops.py"), (path, line)
+            assert "not on PyPI" in line or "from a checkout" in line, (path, line)
 
 
 def test_aruntime_outside_lambda(tmp_path: Path) -> None:

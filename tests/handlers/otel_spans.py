@@ -91,7 +91,14 @@ async def handler(event: Any, context: Any) -> Any:
     _record(context, start)
     if do == "raise":
         raise ValueError("boom")
+    if do == "raise_unprintable":
+        raise _StrExits()
     return {"ok": context.aws_request_id}
+
+
+class _StrExits(Exception):
+    def __str__(self) -> str:
+        raise SystemExit(3)
 
 
 def sync_handler(event: Any, context: Any) -> Any:
