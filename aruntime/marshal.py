@@ -48,7 +48,9 @@ def marshal(result: Any) -> tuple[bytes, bytes]:
     escapes, valid JSON, as the reference's `json.dumps` writes them.
     """
     if isinstance(result, bytes):
-        return result, RAW
+        # A subclass is copied to plain bytes: its own __len__ must not become the
+        # Content-Length (a lying one cuts the body on the wire), nor raise outside this guard.
+        return (result if result.__class__ is bytes else bytes(result)), RAW
     try:
         return orjson.dumps(result, default=_default, option=_OPTIONS), JSON
     except orjson.JSONEncodeError as e:

@@ -10,7 +10,7 @@ from fakeapi import run_runtime
 
 
 async def test_misbehaving_handlers_get_clear_errors_and_the_runtime_goes_on(fake_api):
-    for kind in ("unprintable", "weird_name", "junk", "fine"):
+    for kind in ("unprintable", "weird_name", "junk", "lying_bytes", "len_raises", "fine"):
         fake_api.push({"kind": kind}, request_id=f"r-{kind}")
     fake_api.finish()
     proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.handlers.hostile.handler"], fake_api)
@@ -25,6 +25,11 @@ async def test_misbehaving_handlers_get_clear_errors_and_the_runtime_goes_on(fak
     junk = posts["r-junk"].json()
     assert junk["errorType"] == "Runtime.MarshalError"
     assert junk["errorMessage"] == "Unable to marshal response: Object of type object is not JSON serializable"
+    # A bytes subclass is sent as the bytes it holds: its own __len__ (lying or raising) is
+    # never the Content-Length, nor called where a raise would stop the runtime.
+    assert posts["r-lying_bytes"].body == b"abc"
+    assert posts["r-len_raises"].body == b"xyz"
+    assert posts["r-lying_bytes"].header("content-type") == "application/unknown"
     assert posts["r-fine"].json() == {"ok": True}
 
 

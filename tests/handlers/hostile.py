@@ -9,6 +9,18 @@ class Unprintable(Exception):
 Weird = type("Bad\r\nX-Injected: 1", (Exception,), {})
 
 
+class LyingBytes(bytes):
+    """bytes whose len() is not its size: a Content-Length taken from len() would cut it."""
+
+    def __len__(self):
+        return 1
+
+
+class LenRaises(bytes):
+    def __len__(self):
+        raise RuntimeError("no len for you")
+
+
 def handler(event, context):
     kind = event.get("kind")
     if kind == "unprintable":
@@ -17,6 +29,10 @@ def handler(event, context):
         raise Weird("crlf in the class name")
     if kind == "junk":
         return object()
+    if kind == "lying_bytes":
+        return LyingBytes(b"abc")
+    if kind == "len_raises":
+        return LenRaises(b"xyz")
     return {"ok": True}
 
 
