@@ -88,6 +88,24 @@ def receive_buffer(loop: asyncio.AbstractEventLoop) -> memoryview:
     return shared[1]
 
 
+def _hold_stdio_numbers() -> None:
+    """Reopen any of fds 0-2 that is closed on /dev/null. A new socket takes the lowest free
+    number: after a handler (or a library that daemonizes) closed fd 1, a Runtime API
+    connection opened later would be numbered 1, and every write to "stdout" (print, a C
+    library, a subprocess inheriting it) would go into the HTTP stream. Three fstat calls, on
+    connecting only."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)  # inheritable, as stdio is
+                os.close(null)
+            else:
+                os.set_inheritable(fd, True)
+
+
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -408,6 +426,7 @@ class RuntimeClient:
         buffer = receive_buffer(loop)
         wire = self._wire
         error: Exception | None = None
+        _hold_stdio_numbers()
         for attempt in range(CONNECT_ATTEMPTS):
             try:
                 _, conn = await loop.create_connection(lambda: Connection(wire, loop, buffer),

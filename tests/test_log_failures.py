@@ -197,3 +197,21 @@ async def test_text_utf8_cannot_encode_is_escaped_not_fatal(fake_api: FakeRuntim
     else:
         assert "\ts-1\tfile \\udcff\n" in out and "[ERROR] ValueError: bad \\udcff name\r" in out
     assert "Logging error" not in out + proc.stderr.decode()
+
+
+async def test_stdio_closed_by_the_handler_never_gets_a_runtime_api_socket(
+        fake_api: FakeRuntimeAPI) -> None:
+    # Each answer closes its connection, so every /next after the handler closed fds 0-2
+    # opens a new socket: were it numbered 1, the handler's (or a subprocess's) writes to
+    # "stdout" would go into the Runtime API connection.
+    fake_api.answer("/response", 202, close=True, times=10)
+    for n in (1, 2, 3):
+        fake_api.push({"n": n, "close": n == 1}, request_id=f"c-{n}")
+    proc = await run_runtime([sys.executable, "-m", "aruntime",
+                              "tests.handlers.log_breakers.closes_stdio"], fake_api)
+    await fake_api.wait_for(lambda ex: ex.path.endswith("/c-3/response"), timeout=15)
+    fake_api.finish()
+    assert await proc.wait(15) == 1
+    posts = [(ex.path, ex.body) for ex in fake_api.exchanges if ex.method == "POST"]
+    assert posts == [(f"/2018-06-01/runtime/invocation/c-{n}/response",
+                      b'{"n":%d,"stdio_sockets":[]}' % n) for n in (1, 2, 3)]

@@ -37,3 +37,28 @@ def handler(event, context):
     if event.get("fail"):
         raise ValueError("über ☃")
     return {"ok": event.get("n")}
+
+
+def closes_stdio(event, context):
+    """Closes fds 0-2 when asked (a library that daemonizes), then writes to fds 1 and 2 as a
+    subprocess inheriting them or a C library would; reports whether any of them is a socket
+    (a Runtime API connection opened after the close would take the lowest free number)."""
+    import os
+    import stat
+
+    if event.get("close"):
+        for fd in (0, 1, 2):
+            os.close(fd)
+    for fd in (1, 2):
+        try:
+            os.write(fd, b"GARBAGE\r\n\r\n")
+        except OSError:
+            pass
+    sockets = []
+    for fd in (0, 1, 2):
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                sockets.append(fd)
+        except OSError:
+            pass
+    return {"n": event.get("n"), "stdio_sockets": sockets}
