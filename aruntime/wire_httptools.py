@@ -58,8 +58,10 @@ class FastWire:
 
     def _new_parser(self) -> httptools.HttpResponseParser:
         parser = httptools.HttpResponseParser(self)
-        # h11 accepts a bare LF as a line end (RFC 9112 §2.2 allows it); so must we.
-        parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
+        # h11 accepts a bare LF as a line end (RFC 9112 §2.2 allows it); so must we. It reads
+        # any one-digit HTTP version, as RFC 9110 §2.5 asks for a higher minor one ("HTTP/1.2"
+        # is read as 1.1); llhttp, strict, refuses all but 0.9, 1.0, 1.1 and 2.0.
+        parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True, lenient_version=True)
         return parser
 
     # httptools callbacks. They run for every answer: keep them lean (the rare cases, such as
@@ -160,6 +162,11 @@ class FastWire:
         self._feeding = data
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as e:
+            # A 101 (or any upgrade) nobody asked for: not HTTP/1.1 from here on. Not an
+            # HttpParserError: uncaught, it escaped the protocol callback (asyncio's "Fatal
+            # error" log) and the answer was called cut short.
+            raise WireError("the Runtime API switched protocols, unasked", cut=True) from e
         except httptools.HttpParserError as e:
             # Bytes after the last answer we asked for, or after one that ended the connection
             # (`Connection: close`), answer nothing; anything else is a broken answer.

@@ -207,6 +207,12 @@ CASES = {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", True,
         [closed(True)]),
     "not HTTP": (b"SSH-2.0-OpenSSH\r\n\r\n", False, [closed(True)]),
+    # A higher minor version is read as 1.1 (RFC 9110 §2.5); llhttp, strict, refused it.
+    "HTTP/1.2": (b"HTTP/1.2 200 OK\r\nLambda-Runtime-Aws-Request-Id: r-1\r\nContent-Length: 7\r\n\r\n"
+                 b'{"a":1}', False, [OK_RESPONSE, ("reusable", True)]),
+    # A switch of protocols nobody asked for: a wire error, not an exception from the parser.
+    "unasked 101": (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+                    + OK, False, [closed(True)]),
     "EOF after an interim answer": (b"HTTP/1.1 100 Continue\r\n\r\n", True, [closed(True)]),
 }
 
