@@ -132,7 +132,11 @@ class H11Wire:
                 kind = type(event)
                 if kind is h11.Response:
                     self._status = event.status_code  # type: ignore[union-attr]
-                    self._headers = list(event.headers)  # type: ignore[union-attr]
+                    self._headers = headers = list(event.headers)  # type: ignore[union-attr]
+                    if _both_framings(headers):
+                        # Read as chunked (RFC 9112 §6.3), then the connection is not used
+                        # again: such framing "ought to be handled as an error" (llhttp too).
+                        self._broken = True
                 elif kind is h11.Data:
                     self._body.append(event.data)  # type: ignore[union-attr]
                 elif kind is h11.EndOfMessage:
@@ -195,3 +199,15 @@ class H11Wire:
     def reusable(self) -> bool:
         return not (self._broken or self._closing or self._reading or self._waiting
                     or self._streaming)
+
+
+def _both_framings(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether an answer's (lower-cased) headers carry both Transfer-Encoding and
+    Content-Length."""
+    te = cl = False
+    for name, _ in headers:
+        if name == b"transfer-encoding":
+            te = True
+        elif name == b"content-length":
+            cl = True
+    return te and cl

@@ -30,6 +30,10 @@ class _Unsolicited(Exception):
     """Raised from a parser callback to stop parsing an answer no request is waiting for."""
 
 
+class _UnsupportedCoding(Exception):
+    """Raised from a parser callback: a transfer coding h11 refuses (`on_chunk_header`)."""
+
+
 class FastWire:
     """httptools as the parser; requests framed by `wire.head_bytes`, as h11 would frame them."""
 
@@ -54,6 +58,7 @@ class FastWire:
         self._broken = False
         self._keep_alive = True
         self._version_unchecked = True
+        self._close_after = False  # the answer being read has both framings (`on_chunk_header`)
         self._constant: tuple[RequestHead, bytes] | None = None  # the `/next` head, framed once
 
     def _new_parser(self) -> httptools.HttpResponseParser:
@@ -61,7 +66,11 @@ class FastWire:
         # h11 accepts a bare LF as a line end (RFC 9112 §2.2 allows it); so must we. It reads
         # any one-digit HTTP version, as RFC 9110 §2.5 asks for a higher minor one ("HTTP/1.2"
         # is read as 1.1); llhttp, strict, refuses all but 0.9, 1.0, 1.1 and 2.0.
-        parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True, lenient_version=True)
+        # A chunked answer that also has a Content-Length is read as chunked (RFC 9112 §6.3:
+        # the Transfer-Encoding overrides it), as h11 reads it; llhttp then ends the connection
+        # after it, and so does the h11 engine (such framing "ought to be handled as an error").
+        parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True, lenient_version=True,
+                                        lenient_chunked_length=True)
         return parser
 
     # httptools callbacks. They run for every answer: keep them lean (the rare cases, such as
@@ -87,6 +96,22 @@ class FastWire:
         # dropped too (h11 ignores both).
         self._headers = []
 
+    def on_chunk_header(self) -> None:
+        # Called for chunked bodies only; checked at the first chunk (nothing of the body read
+        # yet). h11 reads a chunked body under exactly one `Transfer-Encoding: chunked` and
+        # refuses "gzip, chunked" or a repeated header, which llhttp reads as chunked.
+        if not self._body and self._head is not None:
+            codings = []
+            for name, value in self._head[1]:
+                if name == b"transfer-encoding":
+                    codings.append(value)
+                elif name == b"content-length":
+                    # Both framings (`_new_parser`): the connection ends after this answer.
+                    # (llhttp's should_keep_alive() says so only once the answer is over.)
+                    self._close_after = True
+            if len(codings) != 1 or codings[0].lower() != b"chunked":
+                raise _UnsupportedCoding
+
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
@@ -95,6 +120,8 @@ class FastWire:
             return
         parser = self._parser
         keep_alive = parser.should_keep_alive()
+        if self._close_after:
+            keep_alive = self._close_after = False
         if self._version_unchecked:  # once per connection: the call is not cheap
             self._version_unchecked = False
             # h11 never keeps an HTTP/1.0 connection, whatever its Connection header says.
@@ -171,6 +198,8 @@ class FastWire:
             # Bytes after the last answer we asked for, or after one that ended the connection
             # (`Connection: close`), answer nothing; anything else is a broken answer.
             if not (self._broken or not self._keep_alive):
+                if isinstance(e.__context__, _UnsupportedCoding):
+                    raise WireError("only Transfer-Encoding: chunked is supported", cut=True) from e
                 if self._head is None and self._head_at is not None and str(e) in _REREAD:
                     self._reread_from(data)
                     return

@@ -210,6 +210,17 @@ CASES = {
     # A higher minor version is read as 1.1 (RFC 9110 §2.5); llhttp, strict, refused it.
     "HTTP/1.2": (b"HTTP/1.2 200 OK\r\nLambda-Runtime-Aws-Request-Id: r-1\r\nContent-Length: 7\r\n\r\n"
                  b'{"a":1}', False, [OK_RESPONSE, ("reusable", True)]),
+    # Both framings: the Transfer-Encoding overrides (RFC 9112 §6.3), and the connection is
+    # not used again. llhttp refused the answer (the invocation lost on the fast engine).
+    "chunked and Content-Length": (
+        CHUNKED_HEAD[:-2] + b"Content-Length: 99\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", False,
+        [Response(200, [RID, (b"transfer-encoding", b"chunked"), (b"content-length", b"99")],
+                  b'{"a":1}'), ("reusable", False)]),
+    # Codings other than one "chunked": h11 refuses them; llhttp read them as chunked.
+    "gzip, chunked": (CHUNKED_HEAD.replace(b"chunked", b"gzip, chunked") + b"2\r\n{}\r\n0\r\n\r\n",
+                      False, [closed(True)]),
+    "chunked twice": (CHUNKED_HEAD[:-2] + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+                      False, [closed(True)]),
     # A switch of protocols nobody asked for: a wire error, not an exception from the parser.
     "unasked 101": (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
                     + OK, False, [closed(True)]),
