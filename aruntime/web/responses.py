@@ -17,6 +17,7 @@ body as it is produced, with content type `application/vnd.awslambda.http-integr
 
 from __future__ import annotations
 
+import re
 from base64 import b64encode
 from http import HTTPStatus
 from typing import Any, Iterable
@@ -35,21 +36,35 @@ _TEXT_TYPES = frozenset({
 })
 
 
+# RFC 9110 §5.1: a field name is a token; §5.5: values with CR, LF or NUL are "invalid and
+# dangerous" (a line break would let the app write a header of its own choosing).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+\Z")
+_UNSAFE_VALUE = re.compile(r"[\r\n\0]")
+
+
 class Head:
     """Status and headers of a response, headers grouped by (lower-cased) name in order."""
 
     __slots__ = ("status", "names")
 
     def __init__(self, status: int, raw_headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """Raises ValueError for a status outside 100-599, a header name that is not a token,
+        or a value holding CR, LF or NUL (as an ASGI server on h11, uvicorn, refuses them)."""
         if not 100 <= status <= 599:
             raise ValueError(f"HTTP status {status} is out of range")
         self.status = status
         self.names: dict[str, list[str]] = {}
         for raw_name, raw_value in raw_headers:
             name = bytes(raw_name).decode("latin-1").lower()
+            value = bytes(raw_value).decode("latin-1")
+            if _TOKEN.match(name) is None:
+                raise ValueError(f"invalid HTTP header name {name!r}")
+            if _UNSAFE_VALUE.search(value) is not None:
+                raise ValueError(f"invalid value for HTTP header {name!r}: CR, LF or NUL in "
+                                 f"{value!r}")
             if name in _DROPPED:
                 continue
-            self.names.setdefault(name, []).append(bytes(raw_value).decode("latin-1"))
+            self.names.setdefault(name, []).append(value)
 
     def content_type(self) -> str | None:
         values = self.names.get("content-type")

@@ -81,3 +81,14 @@ def test_limits():
         Head(1000, [])
     with pytest.raises(ValueError, match="a streamed answer allows 16384"):
         prelude(Format.V2, Head(200, [(b"x-big", b"x" * 17000)]))
+
+
+@pytest.mark.parametrize("name, value", [
+    (b"x", b"a\r\nInjected: 1"), (b"x", b"a\nb"), (b"x", b"a\rb"), (b"x", b"a\x00b"),
+    (b"x y", b"1"), (b"x:", b"1"), (b"", b"1"), (b"x\r\nInjected", b"1")])
+def test_header_that_could_forge_another_is_refused(name, value):
+    # Whatever the service does with a line break in the prelude's JSON, the app's header must
+    # not become two (RFC 9110 §5.5); the cycle answers 500 for the app's error, as uvicorn does.
+    with pytest.raises(ValueError, match="invalid"):
+        Head(200, [(b"content-type", b"text/plain"), (name, value)])
+    assert Head(200, [(b"x", b"tab\tand spaces, \xe9 ok")]).names["x"] == ["tab\tand spaces, é ok"]
