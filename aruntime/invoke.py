@@ -18,7 +18,7 @@ from base64 import b64encode
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from . import errors, invocation, protocol, tasks
+from . import errors, invocation, lifecycle, protocol, tasks
 from .connection import RuntimeClient, StreamedRequest
 from .context import LambdaContext
 from .errors import RuntimeAPIError, RuntimeFault, _Escaped
@@ -146,6 +146,8 @@ class Invoker:
                      worker: Worker | None = None) -> None:
         """Send a handler's result: await it, stream it, or post it buffered. A sync generator
         steps in `worker` when one is given (the thread its handler ran in)."""
+        if lifecycle.forked:
+            lifecycle.end_forked_child(None)
         gen = None
         try:
             if inspect.isawaitable(result):
@@ -244,6 +246,8 @@ class Invoker:
     async def fail(self, client: RuntimeClient, inv: protocol.Invocation,
                    exc: BaseException) -> None:
         """Log a failed invocation and post it to `/error`."""
+        if lifecycle.forked:
+            lifecycle.end_forked_child(exc)
         header, error, cause = errors.error_body(exc, inv.request_id)
         self.logs.error(error, errors.log_stack(exc))
         if not inv.request_id:
@@ -280,6 +284,8 @@ class Invoker:
         try:
             returned = await task
         except BaseException as e:  # noqa: BLE001
+            if lifecycle.forked:
+                lifecycle.end_forked_child(e.__cause__ if isinstance(e, _Escaped) else e)
             self._own_cancel(e)
             try:
                 await self._stream_failed(client, inv, sink, stream, e)
@@ -287,6 +293,8 @@ class Invoker:
                 if self.observer is not None:
                     self.observer.end(_hung_up_error() if sink.disconnected else e)
             return
+        if lifecycle.forked:
+            lifecycle.end_forked_child(None)
         if sink.disconnected:  # the handler caught the hang-up and returned
             self._hung_up(inv)
             if self.observer is not None:

@@ -94,9 +94,82 @@ def install_sigterm(loop: asyncio.AbstractEventLoop, clients: list[RuntimeClient
         loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
         pass
+    if hasattr(os, "register_at_fork"):
+        # SIGTERM is held back across the fork: one sent to the child before it has its own
+        # disposition back (Process.terminate() right after start()) would be caught by the
+        # runtime's handler and lost, and the child would never end.
+        os.register_at_fork(before=_hold_sigterm, after_in_parent=_release_sigterm,
+                            after_in_child=_after_fork_in_child)
 
 
 _previous: Any = None
+# True in a process forked from the runtime's by the function's code (os.fork, multiprocessing's
+# "fork" start method): it is not the runtime, and never answers an invocation.
+forked = False
+
+
+def _hold_sigterm() -> None:
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    except (OSError, ValueError):  # pragma: no cover
+        pass
+
+
+def _release_sigterm() -> None:
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    except (OSError, ValueError):  # pragma: no cover
+        pass
+
+
+def _after_fork_in_child() -> None:
+    """Make a process forked from the runtime's a plain process again. Its SIGTERM gets back the
+    disposition it had before aruntime's, and no signal it gets wakes the runtime's loop through
+    the wakeup fd it shares with its parent: `Process.terminate()` on a forked child left it
+    running (its loop never ran to see the signal; `join()` waited forever), and the byte it
+    wrote could be read by the parent as its own SIGTERM (the parent shut down)."""
+    global forked
+    forked = True
+    previous = _previous
+    if previous is None or isinstance(previous, asyncio.Handle) or not (
+            callable(previous) or previous in (signal.SIG_DFL, signal.SIG_IGN)):
+        previous = signal.SIG_DFL
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, previous)
+    except (OSError, ValueError):  # pragma: no cover - the forking thread is the child's main
+        pass
+    _release_sigterm()  # a SIGTERM that came meanwhile is delivered now, as the child's own
+
+
+def end_forked_child(exc: BaseException | None) -> None:
+    """Called where the runtime would answer an invocation: in a forked child (`forked`), end
+    the process as Python would have ended it, instead of answering the parent's invocation
+    and serving others on the parent's connection as a second runtime. `exc` is what the
+    handler raised (SystemExit: its status; anything else: the traceback on stderr, status 1);
+    None when it returned. Returns only in the runtime's own process."""
+    if not forked:
+        return
+    import traceback
+
+    status: Any = 0
+    if isinstance(exc, SystemExit):
+        status = exc.code
+        if status is not None and not isinstance(status, int):
+            sys.stderr.write(f"{status}\n")
+            status = 1
+    elif exc is not None:
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+        status = 1
+    else:
+        sys.stderr.write("aruntime: a process the handler forked returned from it; it exits "
+                         "(only the runtime's process answers invocations)\n")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001, S112
+            continue
+    os._exit(status or 0)
 
 
 def _previous_disposition(loop: asyncio.AbstractEventLoop) -> Any:

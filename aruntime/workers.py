@@ -38,7 +38,7 @@ import queue
 import threading
 from typing import Any, Callable
 
-from . import invocation
+from . import invocation, lifecycle
 
 # What CPython says when code outside the main thread asks for a signal handler (`signal.signal`,
 # `signal.set_wakeup_fd`; asyncio's `add_signal_handler` passes the latter on as a RuntimeError).
@@ -103,6 +103,8 @@ class Worker:
                 outcome: tuple[bool, Any] = (False, func(*args))
             except BaseException as e:  # noqa: BLE001 - handed to the invocation as a value
                 outcome = (True, explain_thread_limit(e))
+            if lifecycle.forked:  # the code forked: this is the child, with no loop to answer
+                lifecycle.end_forked_child(outcome[1] if outcome[0] else None)
             del item, func, args  # nothing of a finished call is kept alive while we wait
             try:
                 call_soon_threadsafe(answer, future, outcome)
