@@ -17,6 +17,7 @@ from ..emulator.config import (
     default_runtime_command,
     handler_file_problem,
     missing_module,
+    missing_program,
     parse_handler,
     resolve_runtime_command,
     runs_aruntime,
@@ -150,15 +151,27 @@ def _warn(message: str) -> None:
     report(f"{PROG}: warning: {message}")
 
 
-def startup_warnings(handler_spec: str, command: list[str] | None) -> list[str]:
+def startup_warnings(handler_spec: str, command: list[str] | None,
+                     env: dict[str, str] | None = None) -> list[str]:
     """What would otherwise surface only at the first invocation: a handler file that is not
-    there, a `python -m MODULE` runtime whose module this interpreter does not have."""
+    there, a runtime command whose program cannot be started (not on the runtime's PATH, `env`
+    being the `--env` variables), a `python -m MODULE` runtime whose module this interpreter
+    does not have."""
     warnings = []
     handler, task_root = parse_handler(handler_spec)
     if (problem := handler_file_problem(handler, task_root)) is not None:
         warnings.append(f"{problem}: the first invocation will fail with Runtime.ImportModuleError "
                         f"(the handler is {handler_spec!r})")
-    if command and (module := missing_module(command)) is not None:
+    if command and (program := missing_program(command, task_root, (env or {}).get("PATH"))) is not None:
+        if "/" not in program:
+            where = "is not on PATH"
+        elif program.startswith("/"):
+            where = "is not an executable file"
+        else:
+            where = f"is not an executable file in {task_root} (the runtime's working directory)"
+        warnings.append(f"the runtime command's program {program!r} {where}: every invocation will fail "
+                        "with Runtime.InvalidEntrypoint")
+    elif command and (module := missing_module(command)) is not None:
         extra = f" ({install_hint('reference')})" if module == "awslambdaric" else ""
         warnings.append(f"{module} is not installed for {command[0]}{extra}: the runtime cannot start")
     return warnings
@@ -168,7 +181,7 @@ def main(argv: list[str]) -> int:
     """Run `aruntime serve`; returns the exit status (2: bad arguments or missing extra)."""
     args = build_parser().parse_args(argv)
     command = resolve_runtime_command(shlex.split(args.runtime_command)) if args.runtime_command else None
-    for warning in startup_warnings(args.handler, command):
+    for warning in startup_warnings(args.handler, command, dict(args.env)):
         _warn(warning)
     try:
         from ..emulator.reload import ReloadUnavailable

@@ -292,6 +292,41 @@ def test_a_missing_runtime_module_is_a_warning() -> None:
     assert startup_warnings(handler, None) == []
 
 
+def test_a_runtime_command_that_cannot_start_is_a_warning(tmp_path: Path) -> None:
+    """A mistyped --runtime-command is said at start, as the runtime's PATH and working
+    directory (the code directory) would resolve it, not found out by the first invoke."""
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (tmp_path / "bootstrap").write_text("#!/bin/sh\n")
+    handler = f"{tmp_path}/app.py:handler"
+    fail = ": every invocation will fail with Runtime.InvalidEntrypoint"
+    assert startup_warnings(handler, ["no-such-runtime-xyz", "-x"]) == [
+        f"the runtime command's program 'no-such-runtime-xyz' is not on PATH{fail}"]
+    assert startup_warnings(handler, ["/nonexistent/runtime"]) == [
+        f"the runtime command's program '/nonexistent/runtime' is not an executable file{fail}"]
+    assert startup_warnings(handler, ["./bootstrap"]) == [  # there, but not executable
+        f"the runtime command's program './bootstrap' is not an executable file in {tmp_path} "
+        f"(the runtime's working directory){fail}"]
+    (tmp_path / "bootstrap").chmod(0o755)
+    assert startup_warnings(handler, ["./bootstrap"]) == []
+    # The runtime's PATH: the caller's, or the one given with --env.
+    assert startup_warnings(handler, ["bootstrap"], {"PATH": str(tmp_path / "elsewhere")}) != []
+    assert startup_warnings(handler, ["bootstrap"], {"PATH": str(tmp_path)}) == []
+    assert startup_warnings(handler, ["sh", "-c", "true"]) == []
+    # Through the command line, on stderr before the banner; serving goes on.
+    proc = subprocess.Popen([sys.executable, "-m", "aruntime", "serve", handler, "--port", "0",
+                             "--runtime-command", "no-such-runtime-xyz -x"], cwd=str(tmp_path),
+                            env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        banner_line = proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=LIMIT)
+    assert banner_line.startswith("aruntime: function 'app'")
+    assert err == f"aruntime serve: warning: the runtime command's program 'no-such-runtime-xyz' is not on PATH{fail}\n"
+    assert proc.returncode == 0
+
+
 def test_banner_does_not_show_the_runtime_api() -> None:
     emu = Emulator(f"{ROOT}/examples/echo.py:handler", port=0, reload=True)
     text = banner(emu)
