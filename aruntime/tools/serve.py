@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "handler", metavar="HANDLER",
-        help="file and function (examples/chat.py:handler; the code directory is the file's folder) "
-             "or module.function relative to the working directory")
+        help="file and function (examples/chat.py:handler; the code directory is the file's folder; "
+             "a file alone means its function handler) or module.function relative to the working directory")
     parser.add_argument("--port", type=_port, default=9000,
                         help="port of the invoke surfaces (default 9000; 0 picks a free one)")
     parser.add_argument(
