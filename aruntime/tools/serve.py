@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import os
 import shlex
 import signal
 import sys
@@ -177,6 +179,22 @@ def startup_warnings(handler_spec: str, command: list[str] | None,
     return warnings
 
 
+def _listen_problem(e: BaseException) -> str:
+    """Why the invoke surfaces could not listen, and what to do: the OS's words for the errno
+    (asyncio wraps them in "error while attempting to bind on address ..."), else the error."""
+    number = getattr(e, "errno", None)
+    if not isinstance(number, int):
+        return str(getattr(e, "strerror", None) or e)
+    reason = os.strerror(number).lower()
+    if number == errno.EADDRINUSE:
+        return f"{reason} (another aruntime serve? --port N picks another port, --port 0 a free one)"
+    if number == errno.EACCES:
+        return f"{reason} (ports below 1024 need privileges: --port N picks another)"
+    if number == errno.EADDRNOTAVAIL:
+        return f"{reason} (--host must be an address of this machine, such as 127.0.0.1)"
+    return reason
+
+
 def main(argv: list[str]) -> int:
     """Run `aruntime serve`; returns the exit status (2: bad arguments or missing extra)."""
     args = build_parser().parse_args(argv)
@@ -209,8 +227,7 @@ def main(argv: list[str]) -> int:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
     except (OSError, OverflowError) as e:
-        reason = getattr(e, "strerror", None) or e
-        print(f"{PROG}: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        print(f"{PROG}: cannot listen on {args.host}:{args.port}: {_listen_problem(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass

@@ -4,6 +4,7 @@ Ctrl-C, and one-line errors that say what to do."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from aruntime import __version__
 from aruntime.emulator import Emulator
 from aruntime.emulator.config import parse_handler, resolve_runtime_command
 from aruntime.tools.hints import install_hint
-from aruntime.tools.serve import banner, build_parser, main, startup_warnings
+from aruntime.tools.serve import _listen_problem, banner, build_parser, main, startup_warnings
 
 from .helpers import INVOKE, LIMIT, RIC, ROOT
 
@@ -134,7 +135,18 @@ def test_port_in_use_is_a_clear_error(capsys) -> None:  # type: ignore[no-untype
         busy.listen()
         port = busy.getsockname()[1]
         assert main([f"{ROOT}/examples/echo.py:handler", "--port", str(port)]) == 1
-    assert "cannot listen" in capsys.readouterr().err
+    # One line: the OS's reason (not asyncio's "error while attempting to bind on address
+    # ('127.0.0.1', N)" repeating the address) and what to do.
+    assert capsys.readouterr().err == (
+        f"aruntime serve: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(another aruntime serve? --port N picks another port, --port 0 a free one)\n")
+    # The other reasons a newcomer meets, as asyncio raises them (tests bind loopback only).
+    wrapped = "error while attempting to bind on address ('h', 1): "
+    assert _listen_problem(OSError(errno.EADDRNOTAVAIL, wrapped + "cannot assign requested address")) == (
+        "cannot assign requested address (--host must be an address of this machine, such as 127.0.0.1)")
+    assert _listen_problem(OSError(errno.EACCES, wrapped + "permission denied")) == (
+        "permission denied (ports below 1024 need privileges: --port N picks another)")
+    assert _listen_problem(OverflowError("bind(): port must be 0-65535.")) == "bind(): port must be 0-65535."
 
 
 def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
