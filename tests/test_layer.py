@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -630,6 +631,23 @@ def test_find_links_builds_without_an_index(tmp_path: Path, monkeypatch: pytest.
     assert "python/h11/__init__.py" in names and "python/orjson/__init__.py" in names
     with pytest.raises(LayerError, match="pip download failed"):
         build_layer(tmp_path / "none.zip", find_links=str(tmp_path / "no-such-dir"))
+
+
+def test_no_wheel_for_the_target_names_it_and_what_must_match(tmp_path: Path) -> None:
+    """pip's "No matching distribution" is said as what it means for the layer: which package has
+    no wheel for which Python and architecture, where it was looked for, what must match; not only
+    "Offline?" (an empty --find-links folder: nothing is fetched)."""
+    empty = tmp_path / "wheels"
+    empty.mkdir()
+    with pytest.raises(LayerError) as caught:
+        build_layer(tmp_path / "none.zip", python="3.12", arch="arm64", find_links=str(empty), bytecode=False)
+    message = str(caught.value)
+    assert message.startswith("pip download failed (exit 1):\n")
+    hint = message.rsplit("\n", 1)[1]
+    assert re.fullmatch(
+        rf"No wheel of (h11|orjson)\S* for CPython 3\.12 on arm64 was found in {re.escape(str(empty))}\. "
+        r"--python and --arch must be the function's \(Lambda's Python runtimes: python3\.10 and newer, on "
+        r"x86_64 or arm64\) and the package must publish a wheel for that pair; the folder must hold it\.", hint), hint
 
 
 # -- end to end: the local emulator starts the wrapper as the managed runtime would -----------
