@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import errno
 import os
+import re
 import shlex
 import signal
 import sys
@@ -76,6 +77,15 @@ def _memory(text: str) -> int:
     return value
 
 
+def _function_name(text: str) -> str:
+    # Lambda's rule for a function's name (CreateFunction's FunctionName): it is a path segment
+    # of the Invoke URLs and part of the ARN, so a space or a slash would break both.
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text):
+        raise argparse.ArgumentTypeError(
+            f"must be 1 to 64 letters, digits, hyphens or underscores (Lambda's rule), got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -105,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env", type=_env_pair, action="append", default=[], metavar="KEY=VALUE",
                         help="set a variable in the function's environment (repeatable), "
                              "e.g. --env AWS_LAMBDA_MAX_CONCURRENCY=4")
-    parser.add_argument("--function-name", default=None,
+    parser.add_argument("--function-name", type=_function_name, default=None,
                         help="function name in the URLs, ARN and logs (default: the module name)")
     parser.add_argument("--reload", action="store_true",
                         help="restart the runtime when a .py file under the code directory changes; "

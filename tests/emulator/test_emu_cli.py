@@ -154,12 +154,18 @@ def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
                        (["--port", "http"], "--port: must be a number from 0 to 65535"),
                        (["--timeout", "0"], "--timeout: must be more than 0 and at most 900 s"),
                        (["--memory", "64"], "--memory: must be from 128 to 10240 MB"),
-                       (["--env", "NOEQUALS"], "--env: expected KEY=VALUE")):
+                       (["--env", "NOEQUALS"], "--env: expected KEY=VALUE"),
+                       (["--function-name", "my fn"], "--function-name: must be 1 to 64 letters, digits"),
+                       (["--function-name", "a/b"], "--function-name: must be 1 to 64 letters, digits"),
+                       (["--function-name", "f" * 65], "--function-name: must be 1 to 64 letters, digits")):
         proc = run_cli(["serve", f"{ROOT}/examples/echo.py:handler", *args], tmp_path)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
         error_lines = [line for line in proc.stderr.splitlines() if "error:" in line]
         assert len(error_lines) == 1 and says in error_lines[0], (args, proc.stderr)
+    # Lambda's names pass: a path segment of the Invoke URLs as they are.
+    for name in ("my-fn_2", "F" * 64):
+        assert build_parser().parse_args(["app.handler", "--function-name", name]).function_name == name
 
 
 def test_serve_without_the_emulator_extra(tmp_path: Path) -> None:
