@@ -39,10 +39,32 @@ MAX_TIMEOUT_S = 900
 MEMORY_MB = (128, 10240)
 
 
+# Variables Lambda sets itself and refuses in a function's configuration (its reserved keys),
+# which here carry the emulator's wiring: what to use instead. AWS_REGION, the credentials and
+# AWS_LAMBDA_INITIALIZATION_TYPE (snap-start) stay settable: they are how `serve` is told them.
+RESERVED_ENV = {
+    "AWS_LAMBDA_RUNTIME_API": "it is the emulator's Runtime API",
+    "_HANDLER": "HANDLER sets it",
+    "LAMBDA_TASK_ROOT": "it is the code directory, from HANDLER",
+    "LAMBDA_RUNTIME_DIR": "it is the code directory, from HANDLER",
+    "AWS_LAMBDA_FUNCTION_NAME": "--function-name sets it",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "--memory sets it",
+    "AWS_LAMBDA_FUNCTION_VERSION": "it is $LATEST",
+    "AWS_LAMBDA_LOG_GROUP_NAME": "it is /aws/lambda/<function name>",
+    "AWS_LAMBDA_LOG_STREAM_NAME": "each start of the runtime gets a new one",
+    "AWS_EXECUTION_ENV": "it names the managed runtime",
+    "_X_AMZN_TRACE_ID": "each invocation gets its own, from the caller's X-Amzn-Trace-Id",
+}
+
+
 def _env_pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if key in RESERVED_ENV:
+        raise argparse.ArgumentTypeError(
+            f"{key} is one of Lambda's reserved keys, which a function's configuration cannot set "
+            f"({RESERVED_ENV[key]})")
     return key, value
 
 

@@ -155,6 +155,11 @@ def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
                        (["--timeout", "0"], "--timeout: must be more than 0 and at most 900 s"),
                        (["--memory", "64"], "--memory: must be from 128 to 10240 MB"),
                        (["--env", "NOEQUALS"], "--env: expected KEY=VALUE"),
+                       (["--env", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512"],
+                        "--env: AWS_LAMBDA_FUNCTION_MEMORY_SIZE is one of Lambda's reserved keys, which a "
+                        "function's configuration cannot set (--memory sets it)"),
+                       (["--env", "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9"], "AWS_LAMBDA_RUNTIME_API is one of Lambda's"),
+                       (["--env", "_HANDLER=other.handler"], "_HANDLER is one of Lambda's reserved keys"),
                        (["--function-name", "my fn"], "--function-name: must be 1 to 64 letters, digits"),
                        (["--function-name", "a/b"], "--function-name: must be 1 to 64 letters, digits"),
                        (["--function-name", "f" * 65], "--function-name: must be 1 to 64 letters, digits")):
