@@ -112,7 +112,7 @@ async def test_readme_shared_client_example(tmp_path: Path) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     try:
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = runner.addresses[0][1]
         emu = await _serve(tmp_path, "shared.py", block_with("session = session or"))
         async with emu, aiohttp.ClientSession(timeout=LIMIT) as session:
             answers = []
