@@ -391,11 +391,26 @@ def test_no_interpreter_of_the_target_version_warns_loudly(
 
 def test_interpreter_must_be_the_target_version(tmp_path: Path) -> None:
     target, interpreter = other_python()
-    with pytest.raises(LayerError, match=f"not a CPython {HOST_PY}"):
+    with pytest.raises(LayerError) as caught:
         build_layer(tmp_path / "x.zip", from_local=True, interpreter=interpreter)
+    assert str(caught.value) == f"--interpreter {interpreter} is CPython {target}, not a CPython {HOST_PY}"
     out = build_layer(tmp_path / "ok.zip", from_local=True, interpreter=sys.executable)
     with zipfile.ZipFile(out) as zf:
         assert f"python/aruntime/__pycache__/runtime.{sys.implementation.cache_tag}.pyc" in zf.namelist()
+
+
+def test_an_interpreter_that_is_not_there_or_not_python_is_said_so(tmp_path: Path) -> None:
+    """Not "is not a CPython 3.x" for a mistyped path: what is wrong with it."""
+    with pytest.raises(LayerError) as caught:
+        build_layer(tmp_path / "x.zip", from_local=True, interpreter=str(tmp_path / "python3.nope"))
+    assert str(caught.value) == (f"--interpreter {tmp_path / 'python3.nope'}: no such executable "
+                                 f"(give a CPython {HOST_PY})")
+    (tmp_path / "not-python").write_text("#!/bin/sh\nexit 3\n")
+    (tmp_path / "not-python").chmod(0o755)
+    with pytest.raises(LayerError) as caught:
+        build_layer(tmp_path / "x.zip", from_local=True, interpreter=str(tmp_path / "not-python"))
+    assert str(caught.value) == (f"--interpreter {tmp_path / 'not-python'} is not a CPython that runs, "
+                                 f"not a CPython {HOST_PY}")
 
 
 def test_interpreter_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -403,8 +403,11 @@ def build_layer(output: str | os.PathLike[str], *, python: str | None = None,
     compiler: str | None = None
     if bytecode is not False:
         if interpreter is not None:
-            if interpreter_version(interpreter) != python:
-                raise LayerError(f"--interpreter {interpreter} is not a CPython {python}")
+            if shutil.which(interpreter) is None:  # a path that is not there, a name not on PATH
+                raise LayerError(f"--interpreter {interpreter}: no such executable (give a CPython {python})")
+            if (found := interpreter_version(interpreter)) != python:
+                what = f"CPython {found}" if found else "not a CPython that runs"
+                raise LayerError(f"--interpreter {interpreter} is {what}, not a CPython {python}")
             compiler = interpreter
         else:
             compiler = find_interpreter(python)
