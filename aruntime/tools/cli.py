@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 
@@ -48,6 +49,13 @@ def main(args: list[str]) -> int:
         return 0
     if command.startswith("-"):
         sys.stderr.write(f"aruntime: unknown option {command!r}\n{USAGE}")
+        return 2
+    if rest or not any(c in command for c in ".:/"):
+        # Not a handler (module.function, file.py:function): a mistyped command, `aruntime
+        # server app.py:handler`, is not a handler named "server" to serve.
+        close = difflib.get_close_matches(command, ("serve", "layer"), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        sys.stderr.write(f"aruntime: unknown command {command!r}{hint}\n{USAGE}")
         return 2
     # A handler outside Lambda: nothing to poll. Say where the Runtime API comes from.
     sys.stderr.write(

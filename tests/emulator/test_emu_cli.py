@@ -253,6 +253,13 @@ def test_aruntime_outside_lambda(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr == ("aruntime: AWS_LAMBDA_RUNTIME_API is not set, so there is no Lambda to serve "
                            "'app.handler': run it locally with `aruntime serve app.handler`\n")
+    # A mistyped command word is not a handler to serve: usage, and the command it resembles.
+    for args, says in ((["server", "app.py:handler"], "aruntime: unknown command 'server' (did you mean 'serve'?)\n"),
+                       (["layers", "build"], "aruntime: unknown command 'layers' (did you mean 'layer'?)\n"),
+                       (["frobnicate"], "aruntime: unknown command 'frobnicate'\n")):
+        proc = run_cli(args, tmp_path)
+        assert (proc.returncode, proc.stdout) == (2, ""), (args, proc)
+        assert proc.stderr.startswith(says) and "usage: aruntime serve HANDLER" in proc.stderr, (args, proc.stderr)
     # The console script is the same entry point.
     script = Path(sys.executable).with_name("aruntime")
     if script.exists():
