@@ -48,18 +48,13 @@ def new_loop(name: str) -> asyncio.AbstractEventLoop:
     kept the loop from import (`asyncio.get_event_loop()` at module level) cannot close it under
     the runtime."""
     if name != "uvloop":
-        class AsyncioLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
-            serving = False
-
-            def close(self) -> None:
-                if self.serving:
-                    raise RuntimeError(CLOSE_REFUSED)
-                super().close()
+        class AsyncioLoop(_RefusesClose, asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
+            pass
 
         return AsyncioLoop()
     import uvloop
 
-    class Loop(uvloop.Loop):  # type: ignore[misc,name-defined]
+    class Loop(_RefusesClose, uvloop.Loop):  # type: ignore[misc,name-defined]
         """uvloop's loop, keeping `_signal_handlers` as asyncio's does: a handler module's
         `loop.add_signal_handler(SIGTERM, ...)` must stay findable (lifecycle.install_sigterm
         calls it after the shutdown hooks), and uvloop keeps its own out of reach."""
@@ -77,11 +72,15 @@ def new_loop(name: str) -> asyncio.AbstractEventLoop:
             self._signal_handlers.pop(sig, None)
             return bool(super().remove_signal_handler(sig))
 
-        serving = False
-
-        def close(self) -> None:
-            if self.serving:
-                raise RuntimeError(CLOSE_REFUSED)
-            super().close()
-
     return Loop()
+
+
+class _RefusesClose:
+    """Mixed in before the loop class: `close()` raises while the runtime serves on the loop."""
+
+    serving = False
+
+    def close(self) -> None:
+        if self.serving:
+            raise RuntimeError(CLOSE_REFUSED)
+        super().close()  # type: ignore[misc]

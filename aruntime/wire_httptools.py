@@ -355,16 +355,7 @@ def _head_matches(raw: bytes, at: int, status: int, seen: list[tuple[bytes, byte
     first = raw[at:line_end].rstrip(b"\r").split(b" ", 2)
     if len(first) < 2 or first[1] != b"%d" % status:
         return False
-    pos = line_end + 1
-    for name, value in seen:
-        line_end = raw.find(b"\n", pos)
-        if line_end < 0:
-            return False
-        line_name, colon, line_value = raw[pos:line_end].rstrip(b"\r").partition(b":")
-        if not colon or line_name.lower() != name or line_value.strip(b" \t") != value:
-            return False
-        pos = line_end + 1
-    return True
+    return _lines_match(raw, line_end + 1, seen)
 
 
 def _lines_match(raw: bytes, pos: int, seen: list[tuple[bytes, bytes]]) -> bool:

@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # `python benchmarks/otel.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from .scenarios import BENCH_DIR, Marks, Runtime, all_runtimes, make_event, run_session  # noqa: E402
+from .scenarios import Marks, Runtime, all_runtimes, make_event, results_dir, run_session  # noqa: E402
 from .server import RuntimeAPIServer, build_next_answers  # noqa: E402
 
 HANDLER = "bench_otel.echo"
@@ -122,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.otel", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--tiny", action="store_true")
-    ap.add_argument("--out", type=Path, default=BENCH_DIR / "results")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default: results/ for a full run, results/quick/ (git-ignored) otherwise")
     args = ap.parse_args(argv)
+    args.out = args.out or results_dir(full=not (args.quick or args.tiny))
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     log = Path(tempfile.gettempdir()) / "aruntime-bench-otel.log"
     log.write_bytes(b"")

@@ -18,7 +18,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
     __package__ = "benchmarks"
 
 from . import procstat, report  # noqa: E402
-from .scenarios import DEFAULT_RUNTIMES, FULL, QUICK, TINY, Config, Runtime, RunFailed, Scenarios, all_runtimes  # noqa: E402
+from .scenarios import DEFAULT_RUNTIMES, FULL, QUICK, TINY, Config, Runtime, RunFailed, Scenarios, all_runtimes, results_dir  # noqa: E402
 from .server import RuntimeAPIServer  # noqa: E402
 
 
@@ -130,10 +130,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated, in column order; also: asyncio-h11, asyncio-raw (bounds)")
     ap.add_argument("--site", action="store_true",
                     help="start runtimes without -S (run the venv's .pth hooks at every start)")
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where to write the tables (default: results/ for a full run, "
+                         "results/quick/, git-ignored, for --quick and --tiny)")
     ap.add_argument("--callgrind", action=argparse.BooleanOptionalAction, default=None,
                     help="instruction counts under valgrind (default: on for the full run)")
     args = ap.parse_args(argv)
+    args.out = args.out or results_dir(full=not (args.quick or args.tiny))
 
     cfg, name = (TINY, "tiny") if args.tiny else (QUICK, "quick") if args.quick else (FULL, "full")
     if args.rounds:

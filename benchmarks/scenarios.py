@@ -20,6 +20,13 @@ REPO_DIR = BENCH_DIR.parent
 HANDLERS_DIR = BENCH_DIR / "handlers"
 
 
+def results_dir(full: bool) -> Path:
+    """Where a run writes its tables when `--out` is not given: `results/` (committed, linked from
+    README) for a full run only; a `--quick` or `--tiny` run writes `results/quick/` (git-ignored),
+    so trying the benchmarks never rewrites the published figures."""
+    return BENCH_DIR / "results" if full else BENCH_DIR / "results" / "quick"
+
+
 @dataclass(frozen=True)
 class Runtime:
     name: str

@@ -41,7 +41,7 @@ if __package__ in (None, ""):  # `python benchmarks/web.py`
     __package__ = "benchmarks"
 
 from . import procstat  # noqa: E402
-from .scenarios import BENCH_DIR, REPO_DIR, _env, all_runtimes  # noqa: E402
+from .scenarios import BENCH_DIR, REPO_DIR, _env, all_runtimes, results_dir  # noqa: E402
 
 SEPARATOR = b"\0" * 8
 
@@ -375,8 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--quick", action="store_true", help="2 rounds, fewer requests")
     group.add_argument("--tiny", action="store_true", help="seconds; what the smoke test runs")
-    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: results/ for a full run, results/quick/ (git-ignored) otherwise")
     args = parser.parse_args(argv)
+    args.out = args.out or results_dir(full=not (args.quick or args.tiny))
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     name = "tiny" if args.tiny else "quick" if args.quick else "full"
     # Compiled bytecode, as an install has (this machine sets PYTHONDONTWRITEBYTECODE).

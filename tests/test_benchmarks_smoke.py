@@ -135,3 +135,21 @@ def test_events_have_exact_sizes() -> None:
         event = make_event(size)
         assert len(event) == size
         assert isinstance(json.loads(event)["records"], list)
+
+
+def test_only_a_full_run_rewrites_the_committed_tables(tmp_path: Path, monkeypatch) -> None:
+    """README links results/ as the latest full run: --quick / --tiny without --out must not
+    rewrite it, and what they write is ignored by git."""
+    from benchmarks import otel, run, scenarios, web
+
+    assert scenarios.results_dir(full=True) == ROOT / "benchmarks" / "results"
+    monkeypatch.setattr(scenarios, "BENCH_DIR", tmp_path)
+    assert run.main(["--tiny", "--runtimes", "floor"]) == 0
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.md")) == [
+        "results/quick/latest.md"]
+    for module in (otel, web):  # the other entry points take their default from the same place
+        assert "results_dir(full=not (args.quick or args.tiny))" in Path(module.__file__).read_text()
+    if (ROOT / ".git").exists():
+        ignored = subprocess.run(["git", "check-ignore", "-q", "benchmarks/results/quick/latest.md"], cwd=ROOT)
+        kept = subprocess.run(["git", "check-ignore", "-q", "benchmarks/results/latest.md"], cwd=ROOT)
+        assert (ignored.returncode, kept.returncode) == (0, 1)

@@ -154,6 +154,18 @@ def test_readme_install_lines(clone: Path, clone_venv: Path) -> None:
     # README's caveat: from the folder holding the clone, Python takes the clone's folder for
     # an (empty) namespace package `aruntime` (setuptools' editable finder, pypa/setuptools#3557).
     assert imported_from(clone.parent) == "None"
+    # There `python -m aruntime` says so and what to do, in one line (not an ImportError's
+    # traceback); the `aruntime` command works from anywhere, there too.
+    proc = subprocess.run([str(clone_venv / "bin" / "python"), "-m", "aruntime", "--version"], cwd=str(clone.parent),
+                          env=venv_env(clone_venv, clone.parent), capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout) == (2, ""), proc
+    assert proc.stderr == (f"aruntime: Python took the folder {clone} for the aruntime package, since it is in "
+                           "the working directory, and the installed package never loaded (an editable install's "
+                           "limit, pypa/setuptools#3557): run python -m aruntime from another folder, or use the "
+                           "`aruntime` command, which works from anywhere\n")
+    proc = subprocess.run([str(clone_venv / "bin" / "aruntime"), "--version"], cwd=str(clone.parent),
+                          env=venv_env(clone_venv, clone.parent), capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout.startswith("aruntime ")) == (0, True), proc
     # The extras README names are the project's.
     tomllib = pytest.importorskip("tomllib")
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]

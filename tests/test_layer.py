@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -390,11 +391,26 @@ def test_no_interpreter_of_the_target_version_warns_loudly(
 
 def test_interpreter_must_be_the_target_version(tmp_path: Path) -> None:
     target, interpreter = other_python()
-    with pytest.raises(LayerError, match=f"not a CPython {HOST_PY}"):
+    with pytest.raises(LayerError) as caught:
         build_layer(tmp_path / "x.zip", from_local=True, interpreter=interpreter)
+    assert str(caught.value) == f"--interpreter {interpreter} is CPython {target}, not a CPython {HOST_PY}"
     out = build_layer(tmp_path / "ok.zip", from_local=True, interpreter=sys.executable)
     with zipfile.ZipFile(out) as zf:
         assert f"python/aruntime/__pycache__/runtime.{sys.implementation.cache_tag}.pyc" in zf.namelist()
+
+
+def test_an_interpreter_that_is_not_there_or_not_python_is_said_so(tmp_path: Path) -> None:
+    """Not "is not a CPython 3.x" for a mistyped path: what is wrong with it."""
+    with pytest.raises(LayerError) as caught:
+        build_layer(tmp_path / "x.zip", from_local=True, interpreter=str(tmp_path / "python3.nope"))
+    assert str(caught.value) == (f"--interpreter {tmp_path / 'python3.nope'}: no such executable "
+                                 f"(give a CPython {HOST_PY})")
+    (tmp_path / "not-python").write_text("#!/bin/sh\nexit 3\n")
+    (tmp_path / "not-python").chmod(0o755)
+    with pytest.raises(LayerError) as caught:
+        build_layer(tmp_path / "x.zip", from_local=True, interpreter=str(tmp_path / "not-python"))
+    assert str(caught.value) == (f"--interpreter {tmp_path / 'not-python'} is not a CPython that runs, "
+                                 f"not a CPython {HOST_PY}")
 
 
 def test_interpreter_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -630,6 +646,23 @@ def test_find_links_builds_without_an_index(tmp_path: Path, monkeypatch: pytest.
     assert "python/h11/__init__.py" in names and "python/orjson/__init__.py" in names
     with pytest.raises(LayerError, match="pip download failed"):
         build_layer(tmp_path / "none.zip", find_links=str(tmp_path / "no-such-dir"))
+
+
+def test_no_wheel_for_the_target_names_it_and_what_must_match(tmp_path: Path) -> None:
+    """pip's "No matching distribution" is said as what it means for the layer: which package has
+    no wheel for which Python and architecture, where it was looked for, what must match; not only
+    "Offline?" (an empty --find-links folder: nothing is fetched)."""
+    empty = tmp_path / "wheels"
+    empty.mkdir()
+    with pytest.raises(LayerError) as caught:
+        build_layer(tmp_path / "none.zip", python="3.12", arch="arm64", find_links=str(empty), bytecode=False)
+    message = str(caught.value)
+    assert message.startswith("pip download failed (exit 1):\n")
+    hint = message.rsplit("\n", 1)[1]
+    assert re.fullmatch(
+        rf"No wheel of (h11|orjson)\S* for CPython 3\.12 on arm64 was found in {re.escape(str(empty))}\. "
+        r"--python and --arch must be the function's \(Lambda's Python runtimes: python3\.10 and newer, on "
+        r"x86_64 or arm64\) and the package must publish a wheel for that pair; the folder must hold it\.", hint), hint
 
 
 # -- end to end: the local emulator starts the wrapper as the managed runtime would -----------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,20 @@ def missing_module(command: list[str]) -> str | None:
         if importlib.util.find_spec(top) is None:
             return command[2]
     return None
+
+
+def missing_program(command: list[str], task_root: str, path: str | None = None) -> str | None:
+    """The program of `command` when it cannot be started, or None: a bare name not found on
+    `path` (the runtime's PATH; default this process's), or a path (relative to `task_root`,
+    the runtime's working directory, as exec resolves it there) that is not an executable file."""
+    if not command:
+        return None
+    program = command[0]
+    if "/" not in program:
+        search = path if path is not None else os.environ.get("PATH", os.defpath)
+        return None if shutil.which(program, path=search) else program
+    target = Path(task_root, program)
+    return None if target.is_file() and os.access(target, os.X_OK) else program
 
 
 def handler_file_problem(handler: str, task_root: str) -> str | None:

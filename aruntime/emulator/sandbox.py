@@ -186,8 +186,12 @@ class Sandbox:
             self._proc = self._api = None
             await api.close()
             self._starting = None
+            cmd = " ".join(self.config.runtime_command)
+            # Said where the user looks, not only to the caller: a Function URL's caller sees
+            # a bare 502, and a mistyped --runtime-command would otherwise fail in silence.
+            self.log(f"aruntime serve: cannot start runtime {cmd!r}: {e}; "
+                     "it will be tried again on the next invoke")
             if self._pending:
-                cmd = " ".join(self.config.runtime_command)
                 self._pending.popleft().finish(
                     error_outcome("Runtime.InvalidEntrypoint", f"cannot start runtime {cmd!r}: {e}")
                 )

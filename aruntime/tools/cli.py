@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import sys
 
-from .. import __version__
+try:
+    from .. import __version__
+except ImportError:  # the package's __init__ never ran: see _shadowed_by()
+    __version__ = ""
 
 USAGE = """\
 usage: aruntime serve HANDLER [options]    run a function locally: Invoke, stream invoke, Function URL (aruntime serve -h)
@@ -16,6 +21,13 @@ usage: aruntime serve HANDLER [options]    run a function locally: Invoke, strea
 
 def main(args: list[str]) -> int:
     """Run the tool `args` names; returns the exit status (2 for a usage error)."""
+    if (folder := _shadowed_by()) is not None:
+        sys.stderr.write(
+            f"aruntime: Python took the folder {folder} for the aruntime package, since it is in the "
+            "working directory, and the installed package never loaded (an editable install's limit, "
+            "pypa/setuptools#3557): run python -m aruntime from another folder, or use the `aruntime` "
+            "command, which works from anywhere\n")
+        return 2
     if not args:
         sys.stderr.write(USAGE)
         return 2
@@ -38,11 +50,34 @@ def main(args: list[str]) -> int:
     if command.startswith("-"):
         sys.stderr.write(f"aruntime: unknown option {command!r}\n{USAGE}")
         return 2
+    if rest or not any(c in command for c in ".:/"):
+        # Not a handler (module.function, file.py:function): a mistyped command, `aruntime
+        # server app.py:handler`, is not a handler named "server" to serve.
+        close = difflib.get_close_matches(command, ("serve", "layer"), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        sys.stderr.write(f"aruntime: unknown command {command!r}{hint}\n{USAGE}")
+        return 2
     # A handler outside Lambda: nothing to poll. Say where the Runtime API comes from.
     sys.stderr.write(
         f"aruntime: AWS_LAMBDA_RUNTIME_API is not set, so there is no Lambda to serve {command!r}: "
         f"run it locally with `aruntime serve {command}`\n")
     return 1
+
+
+def _shadowed_by() -> str | None:
+    """The folder taken for the `aruntime` package when its `__init__` never ran, or None.
+
+    `python -m aruntime` started in the folder that holds a checkout (`/home/you` for
+    `/home/you/aruntime`) with the checkout installed editable: the checkout's folder, having no
+    `__init__.py`, is found first on `sys.path` as a namespace package, and setuptools' editable
+    finder adds the real package's folder to its path, so the submodules load but the package's
+    own names (`__version__`, `streaming`...) do not exist."""
+    package = sys.modules.get(__name__.rpartition(".tools.")[0])
+    if package is None or getattr(package, "__file__", None) is not None:
+        return None
+    folders = list(getattr(package, "__path__", []))
+    here = [f for f in folders if os.path.dirname(os.path.abspath(f)) == os.getcwd()]
+    return (here or folders or ["?"])[0]
 
 
 def _escape_unencodable(stream: object) -> None:

@@ -196,9 +196,18 @@ def _pip_download(requirements: list[str], minor: int, arch: str, wheels: Path,
     proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
-        raise LayerError(f"pip download failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n"
-                         "Offline? Use --find-links DIR with downloaded wheels, or --from-local "
-                         "when the target is this Python on this architecture.")
+        offline = ("Offline? Use --find-links DIR with downloaded wheels, or --from-local when the target "
+                   "is this Python on this architecture.")
+        hint = offline
+        # "No matching distribution": often not the network but a pair no wheel exists for
+        # (--python 3.15 before its wheels are out, a typo): say which, and what must match.
+        if missing := re.findall(r"No matching distribution found for (\S+)", proc.stdout):
+            where = f"in {find_links}" if find_links else "on the package index"
+            hint = (f"No wheel of {', '.join(missing)} for CPython 3.{minor} on {arch} was found {where}. "
+                    "--python and --arch must be the function's (Lambda's Python runtimes: python3.10 and "
+                    "newer, on x86_64 or arm64) and the package must publish a wheel for that pair"
+                    + ("; the folder must hold it." if find_links else f"; else pip reached no index. {offline}"))
+        raise LayerError(f"pip download failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{hint}")
 
 
 def _unpack_wheel(wheel: Path, dest: Path) -> None:
@@ -394,8 +403,11 @@ def build_layer(output: str | os.PathLike[str], *, python: str | None = None,
     compiler: str | None = None
     if bytecode is not False:
         if interpreter is not None:
-            if interpreter_version(interpreter) != python:
-                raise LayerError(f"--interpreter {interpreter} is not a CPython {python}")
+            if shutil.which(interpreter) is None:  # a path that is not there, a name not on PATH
+                raise LayerError(f"--interpreter {interpreter}: no such executable (give a CPython {python})")
+            if (found := interpreter_version(interpreter)) != python:
+                what = f"CPython {found}" if found else "not a CPython that runs"
+                raise LayerError(f"--interpreter {interpreter} is {what}, not a CPython {python}")
             compiler = interpreter
         else:
             compiler = find_interpreter(python)

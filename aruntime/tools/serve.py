@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import os
+import re
 import shlex
 import signal
 import sys
@@ -17,6 +20,7 @@ from ..emulator.config import (
     default_runtime_command,
     handler_file_problem,
     missing_module,
+    missing_program,
     parse_handler,
     resolve_runtime_command,
     runs_aruntime,
@@ -35,10 +39,32 @@ MAX_TIMEOUT_S = 900
 MEMORY_MB = (128, 10240)
 
 
+# Variables Lambda sets itself and refuses in a function's configuration (its reserved keys),
+# which here carry the emulator's wiring: what to use instead. AWS_REGION, the credentials and
+# AWS_LAMBDA_INITIALIZATION_TYPE (snap-start) stay settable: they are how `serve` is told them.
+RESERVED_ENV = {
+    "AWS_LAMBDA_RUNTIME_API": "it is the emulator's Runtime API",
+    "_HANDLER": "HANDLER sets it",
+    "LAMBDA_TASK_ROOT": "it is the code directory, from HANDLER",
+    "LAMBDA_RUNTIME_DIR": "it is the code directory, from HANDLER",
+    "AWS_LAMBDA_FUNCTION_NAME": "--function-name sets it",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "--memory sets it",
+    "AWS_LAMBDA_FUNCTION_VERSION": "it is $LATEST",
+    "AWS_LAMBDA_LOG_GROUP_NAME": "it is /aws/lambda/<function name>",
+    "AWS_LAMBDA_LOG_STREAM_NAME": "each start of the runtime gets a new one",
+    "AWS_EXECUTION_ENV": "it names the managed runtime",
+    "_X_AMZN_TRACE_ID": "each invocation gets its own, from the caller's X-Amzn-Trace-Id",
+}
+
+
 def _env_pair(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if key in RESERVED_ENV:
+        raise argparse.ArgumentTypeError(
+            f"{key} is one of Lambda's reserved keys, which a function's configuration cannot set "
+            f"({RESERVED_ENV[key]})")
     return key, value
 
 
@@ -73,6 +99,15 @@ def _memory(text: str) -> int:
     return value
 
 
+def _function_name(text: str) -> str:
+    # Lambda's rule for a function's name (CreateFunction's FunctionName): it is a path segment
+    # of the Invoke URLs and part of the ARN, so a space or a slash would break both.
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text):
+        raise argparse.ArgumentTypeError(
+            f"must be 1 to 64 letters, digits, hyphens or underscores (Lambda's rule), got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -81,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "handler", metavar="HANDLER",
-        help="file and function (examples/chat.py:handler; the code directory is the file's folder) "
-             "or module.function relative to the working directory")
+        help="file and function (examples/chat.py:handler; the code directory is the file's folder; "
+             "a file alone means its function handler) or module.function relative to the working directory")
     parser.add_argument("--port", type=_port, default=9000,
                         help="port of the invoke surfaces (default 9000; 0 picks a free one)")
     parser.add_argument(
@@ -102,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env", type=_env_pair, action="append", default=[], metavar="KEY=VALUE",
                         help="set a variable in the function's environment (repeatable), "
                              "e.g. --env AWS_LAMBDA_MAX_CONCURRENCY=4")
-    parser.add_argument("--function-name", default=None,
+    parser.add_argument("--function-name", type=_function_name, default=None,
                         help="function name in the URLs, ARN and logs (default: the module name)")
     parser.add_argument("--reload", action="store_true",
                         help="restart the runtime when a .py file under the code directory changes; "
@@ -150,25 +185,53 @@ def _warn(message: str) -> None:
     report(f"{PROG}: warning: {message}")
 
 
-def startup_warnings(handler_spec: str, command: list[str] | None) -> list[str]:
+def startup_warnings(handler_spec: str, command: list[str] | None,
+                     env: dict[str, str] | None = None) -> list[str]:
     """What would otherwise surface only at the first invocation: a handler file that is not
-    there, a `python -m MODULE` runtime whose module this interpreter does not have."""
+    there, a runtime command whose program cannot be started (not on the runtime's PATH, `env`
+    being the `--env` variables), a `python -m MODULE` runtime whose module this interpreter
+    does not have."""
     warnings = []
     handler, task_root = parse_handler(handler_spec)
     if (problem := handler_file_problem(handler, task_root)) is not None:
         warnings.append(f"{problem}: the first invocation will fail with Runtime.ImportModuleError "
                         f"(the handler is {handler_spec!r})")
-    if command and (module := missing_module(command)) is not None:
+    if command and (program := missing_program(command, task_root, (env or {}).get("PATH"))) is not None:
+        if "/" not in program:
+            where = "is not on PATH"
+        elif program.startswith("/"):
+            where = "is not an executable file"
+        else:
+            where = f"is not an executable file in {task_root} (the runtime's working directory)"
+        warnings.append(f"the runtime command's program {program!r} {where}: every invocation will fail "
+                        "with Runtime.InvalidEntrypoint")
+    elif command and (module := missing_module(command)) is not None:
         extra = f" ({install_hint('reference')})" if module == "awslambdaric" else ""
         warnings.append(f"{module} is not installed for {command[0]}{extra}: the runtime cannot start")
     return warnings
+
+
+def _listen_problem(e: BaseException) -> str:
+    """Why the invoke surfaces could not listen, and what to do: the OS's words for the errno
+    (asyncio wraps them in "error while attempting to bind on address ..."), else the error."""
+    number = getattr(e, "errno", None)
+    if not isinstance(number, int):
+        return str(getattr(e, "strerror", None) or e)
+    reason = os.strerror(number).lower()
+    if number == errno.EADDRINUSE:
+        return f"{reason} (another aruntime serve? --port N picks another port, --port 0 a free one)"
+    if number == errno.EACCES:
+        return f"{reason} (ports below 1024 need privileges: --port N picks another)"
+    if number == errno.EADDRNOTAVAIL:
+        return f"{reason} (--host must be an address of this machine, such as 127.0.0.1)"
+    return reason
 
 
 def main(argv: list[str]) -> int:
     """Run `aruntime serve`; returns the exit status (2: bad arguments or missing extra)."""
     args = build_parser().parse_args(argv)
     command = resolve_runtime_command(shlex.split(args.runtime_command)) if args.runtime_command else None
-    for warning in startup_warnings(args.handler, command):
+    for warning in startup_warnings(args.handler, command, dict(args.env)):
         _warn(warning)
     try:
         from ..emulator.reload import ReloadUnavailable
@@ -196,8 +259,7 @@ def main(argv: list[str]) -> int:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
     except (OSError, OverflowError) as e:
-        reason = getattr(e, "strerror", None) or e
-        print(f"{PROG}: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        print(f"{PROG}: cannot listen on {args.host}:{args.port}: {_listen_problem(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass

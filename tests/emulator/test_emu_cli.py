@@ -4,6 +4,7 @@ Ctrl-C, and one-line errors that say what to do."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from aruntime import __version__
 from aruntime.emulator import Emulator
 from aruntime.emulator.config import parse_handler, resolve_runtime_command
 from aruntime.tools.hints import install_hint
-from aruntime.tools.serve import banner, build_parser, main, startup_warnings
+from aruntime.tools.serve import _listen_problem, banner, build_parser, main, startup_warnings
 
 from .helpers import INVOKE, LIMIT, RIC, ROOT
 
@@ -134,7 +135,18 @@ def test_port_in_use_is_a_clear_error(capsys) -> None:  # type: ignore[no-untype
         busy.listen()
         port = busy.getsockname()[1]
         assert main([f"{ROOT}/examples/echo.py:handler", "--port", str(port)]) == 1
-    assert "cannot listen" in capsys.readouterr().err
+    # One line: the OS's reason (not asyncio's "error while attempting to bind on address
+    # ('127.0.0.1', N)" repeating the address) and what to do.
+    assert capsys.readouterr().err == (
+        f"aruntime serve: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(another aruntime serve? --port N picks another port, --port 0 a free one)\n")
+    # The other reasons a newcomer meets, as asyncio raises them (tests bind loopback only).
+    wrapped = "error while attempting to bind on address ('h', 1): "
+    assert _listen_problem(OSError(errno.EADDRNOTAVAIL, wrapped + "cannot assign requested address")) == (
+        "cannot assign requested address (--host must be an address of this machine, such as 127.0.0.1)")
+    assert _listen_problem(OSError(errno.EACCES, wrapped + "permission denied")) == (
+        "permission denied (ports below 1024 need privileges: --port N picks another)")
+    assert _listen_problem(OverflowError("bind(): port must be 0-65535.")) == "bind(): port must be 0-65535."
 
 
 def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
@@ -142,12 +154,23 @@ def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
                        (["--port", "http"], "--port: must be a number from 0 to 65535"),
                        (["--timeout", "0"], "--timeout: must be more than 0 and at most 900 s"),
                        (["--memory", "64"], "--memory: must be from 128 to 10240 MB"),
-                       (["--env", "NOEQUALS"], "--env: expected KEY=VALUE")):
+                       (["--env", "NOEQUALS"], "--env: expected KEY=VALUE"),
+                       (["--env", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512"],
+                        "--env: AWS_LAMBDA_FUNCTION_MEMORY_SIZE is one of Lambda's reserved keys, which a "
+                        "function's configuration cannot set (--memory sets it)"),
+                       (["--env", "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9"], "AWS_LAMBDA_RUNTIME_API is one of Lambda's"),
+                       (["--env", "_HANDLER=other.handler"], "_HANDLER is one of Lambda's reserved keys"),
+                       (["--function-name", "my fn"], "--function-name: must be 1 to 64 letters, digits"),
+                       (["--function-name", "a/b"], "--function-name: must be 1 to 64 letters, digits"),
+                       (["--function-name", "f" * 65], "--function-name: must be 1 to 64 letters, digits")):
         proc = run_cli(["serve", f"{ROOT}/examples/echo.py:handler", *args], tmp_path)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
         error_lines = [line for line in proc.stderr.splitlines() if "error:" in line]
         assert len(error_lines) == 1 and says in error_lines[0], (args, proc.stderr)
+    # Lambda's names pass: a path segment of the Invoke URLs as they are.
+    for name in ("my-fn_2", "F" * 64):
+        assert build_parser().parse_args(["app.handler", "--function-name", name]).function_name == name
 
 
 def test_serve_without_the_emulator_extra(tmp_path: Path) -> None:
@@ -230,6 +253,13 @@ def test_aruntime_outside_lambda(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr == ("aruntime: AWS_LAMBDA_RUNTIME_API is not set, so there is no Lambda to serve "
                            "'app.handler': run it locally with `aruntime serve app.handler`\n")
+    # A mistyped command word is not a handler to serve: usage, and the command it resembles.
+    for args, says in ((["server", "app.py:handler"], "aruntime: unknown command 'server' (did you mean 'serve'?)\n"),
+                       (["layers", "build"], "aruntime: unknown command 'layers' (did you mean 'layer'?)\n"),
+                       (["frobnicate"], "aruntime: unknown command 'frobnicate'\n")):
+        proc = run_cli(args, tmp_path)
+        assert (proc.returncode, proc.stdout) == (2, ""), (args, proc)
+        assert proc.stderr.startswith(says) and "usage: aruntime serve HANDLER" in proc.stderr, (args, proc.stderr)
     # The console script is the same entry point.
     script = Path(sys.executable).with_name("aruntime")
     if script.exists():
@@ -290,6 +320,41 @@ def test_a_missing_runtime_module_is_a_warning() -> None:
         f"no_such_runtime_xyz is not installed for {sys.executable}: the runtime cannot start"]
     assert startup_warnings(handler, resolve_runtime_command(["python", "-m", "awslambdaric"])) == []
     assert startup_warnings(handler, None) == []
+
+
+def test_a_runtime_command_that_cannot_start_is_a_warning(tmp_path: Path) -> None:
+    """A mistyped --runtime-command is said at start, as the runtime's PATH and working
+    directory (the code directory) would resolve it, not found out by the first invoke."""
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (tmp_path / "bootstrap").write_text("#!/bin/sh\n")
+    handler = f"{tmp_path}/app.py:handler"
+    fail = ": every invocation will fail with Runtime.InvalidEntrypoint"
+    assert startup_warnings(handler, ["no-such-runtime-xyz", "-x"]) == [
+        f"the runtime command's program 'no-such-runtime-xyz' is not on PATH{fail}"]
+    assert startup_warnings(handler, ["/nonexistent/runtime"]) == [
+        f"the runtime command's program '/nonexistent/runtime' is not an executable file{fail}"]
+    assert startup_warnings(handler, ["./bootstrap"]) == [  # there, but not executable
+        f"the runtime command's program './bootstrap' is not an executable file in {tmp_path} "
+        f"(the runtime's working directory){fail}"]
+    (tmp_path / "bootstrap").chmod(0o755)
+    assert startup_warnings(handler, ["./bootstrap"]) == []
+    # The runtime's PATH: the caller's, or the one given with --env.
+    assert startup_warnings(handler, ["bootstrap"], {"PATH": str(tmp_path / "elsewhere")}) != []
+    assert startup_warnings(handler, ["bootstrap"], {"PATH": str(tmp_path)}) == []
+    assert startup_warnings(handler, ["sh", "-c", "true"]) == []
+    # Through the command line, on stderr before the banner; serving goes on.
+    proc = subprocess.Popen([sys.executable, "-m", "aruntime", "serve", handler, "--port", "0",
+                             "--runtime-command", "no-such-runtime-xyz -x"], cwd=str(tmp_path),
+                            env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        banner_line = proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=LIMIT)
+    assert banner_line.startswith("aruntime: function 'app'")
+    assert err == f"aruntime serve: warning: the runtime command's program 'no-such-runtime-xyz' is not on PATH{fail}\n"
+    assert proc.returncode == 0
 
 
 def test_banner_does_not_show_the_runtime_api() -> None:

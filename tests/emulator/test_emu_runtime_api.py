@@ -142,6 +142,10 @@ async def test_a_runtime_command_that_cannot_start_fails_the_invoke_only() -> No
             status, headers, body = await invoke(emu, {})
             assert status == 200 and headers["X-Amz-Function-Error"] == "Unhandled"
             assert json.loads(body)["errorType"] == "Runtime.InvalidEntrypoint"
+        # The log says why, each time (a Function URL's caller sees only a 502).
+        said = [line for line in emu.logs if "cannot start runtime" in line]  # type: ignore[attr-defined]
+        assert said == ["aruntime serve: cannot start runtime '/nonexistent/runtime': [Errno 2] No such file or "
+                        "directory: '/nonexistent/runtime'; it will be tried again on the next invoke"] * 2, said
 
 
 async def test_runtime_api_listens_on_loopback_whatever_the_host() -> None:
