@@ -87,9 +87,18 @@ def _unsafe(value: bytes) -> bool:
     return b"\r" in value or b"\n" in value or b"\0" in value
 
 
+# The last GET framed, with its bytes: the `/next` head is one RequestHead built once
+# (protocol.get_request) and sent before every invocation, by every connection: framed once.
+_framed_get: tuple[RequestHead, bytes] | None = None
+
+
 def head_bytes(head: RequestHead) -> bytes:
     """The request line and headers; `ValueError` for a header no HTTP/1.1 peer may receive
     (CR, LF or NUL in a name or value: a hostile value could otherwise inject a header)."""
+    global _framed_get
+    framed = _framed_get
+    if framed is not None and framed[0] is head:
+        return framed[1]
     headers = head.headers
     parts = [head.method, b" ", head.target, b" HTTP/1.1\r\n"]
     for name, value in headers:
@@ -104,6 +113,8 @@ def head_bytes(head: RequestHead) -> bytes:
             if _unsafe(value) or _unsafe(name):
                 raise ValueError(f"cannot send this request: bad header {name!r}: {value!r}")
         raise ValueError(f"cannot send this request: bad method {head.method!r}")
+    if head.method == b"GET":
+        _framed_get = (head, data)
     return data
 
 

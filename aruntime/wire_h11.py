@@ -50,7 +50,6 @@ class H11Wire:
         self._started = False  # a byte of the awaited answer arrived
         self._broken = False  # bytes arrived that answer no request: never reuse
         self._closing = False  # an answer ended the connection (Connection: close, HTTP/1.0)
-        self._constant: tuple[RequestHead, bytes] | None = None  # the `/next` head, framed once
         self._untold: h11.Request | None = None  # the template of a request h11 has not heard of
 
     def _begin(self, template: h11.Request) -> None:
@@ -72,13 +71,7 @@ class H11Wire:
             conn.send(_END)
 
     def request(self, head: RequestHead, body: bytes = b"") -> bytes:
-        constant = self._constant
-        if constant is not None and constant[0] is head:
-            data = constant[1]
-        else:
-            data = head_bytes(head)
-            if head.method == b"GET":
-                self._constant = (head, data)
+        data = head_bytes(head)
         if self._reading:
             self._waiting += 1  # pipelined: h11 hears of it when the answer before it ends
         else:

@@ -59,7 +59,6 @@ class FastWire:
         self._keep_alive = True
         self._version_unchecked = True
         self._close_after = False  # the answer being read has both framings (`on_chunk_header`)
-        self._constant: tuple[RequestHead, bytes] | None = None  # the `/next` head, framed once
 
     def _new_parser(self) -> httptools.HttpResponseParser:
         parser = httptools.HttpResponseParser(self)
@@ -140,13 +139,7 @@ class FastWire:
         self._deliver(Response(status, headers, body))
 
     def request(self, head: RequestHead, body: bytes = b"") -> bytes:
-        constant = self._constant
-        if constant is not None and constant[0] is head:
-            data = constant[1]
-        else:
-            data = head_bytes(head)
-            if head.method == b"GET":
-                self._constant = (head, data)
+        data = head_bytes(head)
         self._outstanding += 1
         return data + body if body else data
 

@@ -517,3 +517,21 @@ def test_engines_agree_on_odd_trailers_at_every_split(case, behind):
         assert _odd(engine, [data], behind) == expected, engine
         for split in range(1, len(data)):
             assert _odd(engine, [data[:split], data[split:]], behind) == expected, (engine, split)
+
+
+def test_the_next_head_is_framed_once_per_process():
+    """Every connection sends the one `/next` RequestHead before each invocation: its bytes are
+    reused (the same object), and another GET head is framed anew, byte-exact."""
+    from aruntime.wire import head_bytes
+
+    nxt = protocol.get_request(b"127.0.0.1:9001", "/2018-06-01/runtime/invocation/next")
+    restore = protocol.get_request(b"127.0.0.1:9001", "/2018-06-01/runtime/restore/next")
+    first = head_bytes(nxt)
+    assert head_bytes(nxt) is first
+    assert head_bytes(restore) == first.replace(b"/invocation/next", b"/restore/next")
+    assert head_bytes(nxt) == first
+    # A head that cannot be sent is refused every time, never remembered.
+    bad = RequestHead(b"GET", b"/x", [(b"Host", b"h\r\nX: y")])
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            head_bytes(bad)
