@@ -226,6 +226,25 @@ class FakeRuntimeAPI:
         except asyncio.TimeoutError:
             raise TimeoutError(f"no matching exchange among {self.exchanges}") from None
 
+    def posts(self) -> dict[str, Exchange]:
+        """Each POST so far (`/response`, `/error`) by the request id in its path."""
+        return {ex.path.split("/")[-2]: ex for ex in self.exchanges if ex.method == "POST"}
+
+    async def serve_until_answered(self, proc: RuntimeProcess, expected: set[str], *,
+                                   timeout: float = 20) -> dict[str, Exchange]:
+        """Wait until every request id in `expected` is answered, then stop `proc` the only way
+        a runtime stops (`finish`: /next answers 500, exit status 1, asserted: never a crash or
+        a handler's SystemExit); its POSTs by request id, exactly `expected`."""
+        try:
+            await self.wait_for(lambda _: set(self.posts()) >= expected, timeout=timeout)
+        finally:
+            self.finish()
+            code = await proc.wait(timeout)
+        assert code == 1, proc.stderr.decode()
+        posts = self.posts()
+        assert set(posts) == expected, (posts, proc.stderr.decode())
+        return posts
+
     async def _next_change(self) -> None:
         await self._changed.wait()
 

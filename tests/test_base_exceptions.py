@@ -69,18 +69,7 @@ async def run_style(api: FakeRuntimeAPI, style: str, concurrency: int
     proc = await run_runtime([sys.executable, "-m", "aruntime", H + style], api,
                              env={"AWS_LAMBDA_MAX_CONCURRENCY": str(concurrency)})
     expected = {rid for rid, _, _ in cases} | {final}
-
-    def answered() -> set[str]:
-        return {ex.path.split("/")[-2] for ex in api.exchanges if ex.method == "POST"}
-
-    try:
-        await api.wait_for(lambda _: answered() >= expected, timeout=T)
-    finally:
-        api.finish()  # /next answers 500 from now on: the runtime's only way out
-        code = await proc.wait(T)
-    assert code == 1, proc.stderr.decode()  # the fake's 500, not the handler's SystemExit(3)
-    posts = {ex.path.split("/")[-2]: ex for ex in api.exchanges if ex.method == "POST"}
-    assert set(posts) == expected, (posts, proc.stderr.decode())
+    posts = await api.serve_until_answered(proc, expected, timeout=T)  # exit 1, not SystemExit(3)
     assert posts[final].path.endswith("/response") and posts[final].status == 202
     if style in STREAMING:
         assert [c for _, c in posts[final].chunks] == [b"first", b"ok"]

@@ -15,7 +15,7 @@ async def test_misbehaving_handlers_get_clear_errors_and_the_runtime_goes_on(fak
     fake_api.finish()
     proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.handlers.hostile.handler"], fake_api)
     assert await proc.wait(15) == 1, proc.stderr
-    posts = {ex.path.split("/")[-2]: ex for ex in fake_api.exchanges if ex.method == "POST"}
+    posts = fake_api.posts()
     assert posts["r-unprintable"].json()["errorMessage"] == "<unprintable Unprintable object>"
     weird = posts["r-weird_name"]
     # CR/LF in a class name cannot reach the header; the body keeps the name as it is.
@@ -39,7 +39,7 @@ async def test_xray_cause_header_kept_below_one_mib_and_dropped_above(fake_api):
     fake_api.finish()
     proc = await run_runtime([sys.executable, "-m", "aruntime", "tests.handlers.hostile.big_error"], fake_api)
     assert await proc.wait(15) == 1, proc.stderr
-    posts = {ex.path.split("/")[-2]: ex for ex in fake_api.exchanges if ex.method == "POST"}
+    posts = fake_api.posts()
     small = posts["r-small"].header("lambda-runtime-function-xray-error-cause")
     assert small is not None and len(small) > 100_000
     assert json.loads(small)["exceptions"][0]["message"] == "x" * 100_000

@@ -34,7 +34,7 @@ async def answered(api: FakeRuntimeAPI) -> None:
     """Wait for the three answers, end the runtime, and check them byte for byte."""
     await api.wait_for(lambda ex: ex.path.endswith("/ok-3/response"), timeout=15)
     api.finish()
-    posts = {ex.path.split("/")[-2]: ex for ex in api.exchanges if ex.method == "POST"}
+    posts = api.posts()
     for rid in ("e-1", "e-2"):
         error = posts[rid]
         assert error.path.endswith("/error") and error.status == 202

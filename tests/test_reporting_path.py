@@ -39,19 +39,7 @@ async def _serve(api: FakeRuntimeAPI, handler: str, concurrency: int, expected: 
     fake's 500 (exit status 1); its POSTs by request id, and its stdout."""
     proc = await run_runtime([sys.executable, "-m", "aruntime", H + handler], api,
                              env={"AWS_LAMBDA_MAX_CONCURRENCY": str(concurrency), **(env or {})})
-
-    def answered() -> set[str]:
-        return {ex.path.split("/")[-2] for ex in api.exchanges if ex.method == "POST"}
-
-    try:
-        await api.wait_for(lambda _: answered() >= expected, timeout=T)
-    finally:
-        api.finish()  # /next answers 500 from now on: the runtime's only way out
-        code = await proc.wait(T)
-    assert code == 1, proc.stderr.decode()  # the fake's 500, never a crash or SystemExit(3)
-    posts = {ex.path.split("/")[-2]: ex for ex in api.exchanges if ex.method == "POST"}
-    assert set(posts) == expected, proc.stderr.decode()
-    return posts, proc.stdout
+    return await api.serve_until_answered(proc, expected, timeout=T), proc.stdout
 
 
 def _int_str_error() -> str:
