@@ -140,3 +140,29 @@ async def test_a_runtime_that_ignores_sigterm_is_killed_after_the_grace_period(
         await asyncio.wait_for(emu.close(), LIMIT)
     assert "the runtime was sent SIGTERM and ended with signal: killed" in json.loads(await answer)["errorMessage"]
     assert any(line.startswith("REPORT ") and line.endswith("Error Type: Runtime.ExitError") for line in logs)
+
+
+async def test_ctrl_c_with_a_buffered_function_url_answer_in_flight(tmp_path: Path) -> None:
+    """A Function URL invocation whose answer has not started (a sync handler, buffered) cannot
+    be cut short: its caller gets the 502 Lambda gives for a function error (README, Ctrl-C)."""
+    (tmp_path / "app.py").write_text(
+        "import time\n\ndef handler(event, context):\n    time.sleep(30)\n    return 'never'\n")
+    env = serve_env(tmp_path)
+    async with served("app.py:handler", "--env", "AWS_LAMBDA_MAX_CONCURRENCY=4", cwd=tmp_path, env=env) as serve:
+        async with aiohttp.ClientSession() as session:
+            async def url() -> tuple[int, bytes]:
+                async with session.get(serve.url + "/") as r:
+                    return r.status, await r.read()
+
+            answer = asyncio.ensure_future(asyncio.wait_for(url(), LIMIT))
+
+            async def started() -> None:
+                while not any(line.startswith("START RequestId: ") for line in serve.out):
+                    await asyncio.sleep(0.02)
+
+            await asyncio.wait_for(started(), LIMIT)
+            code = await serve.stop()
+            status, body = await answer
+    assert code == 0
+    assert (status, json.loads(body)) == (502, {"Message": "Internal Server Error"})
+    assert any(line.startswith("REPORT ") and line.endswith("Error Type: Runtime.ExitError") for line in serve.out)
