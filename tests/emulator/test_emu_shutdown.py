@@ -166,3 +166,32 @@ async def test_ctrl_c_with_a_buffered_function_url_answer_in_flight(tmp_path: Pa
     assert code == 0
     assert (status, json.loads(body)) == (502, {"Message": "Internal Server Error"})
     assert any(line.startswith("REPORT ") and line.endswith("Error Type: Runtime.ExitError") for line in serve.out)
+
+
+async def test_ctrl_c_lets_a_sync_handler_at_one_at_a_time_answer_within_the_grace(tmp_path: Path) -> None:
+    """At one invocation at a time a sync handler holds SIGTERM until it returns: returning within
+    serve's 2 s, its caller gets the answer, with no `Stopped:` line (README, Ctrl-C)."""
+    (tmp_path / "app.py").write_text(
+        "import time\n\ndef handler(event, context):\n    time.sleep(0.5)\n    return 'answered'\n")
+    env = serve_env(tmp_path)
+    async with served("app.py:handler", cwd=tmp_path, env=env) as serve:
+        async with aiohttp.ClientSession() as session:
+            async def invoke() -> tuple[int, dict[str, str], bytes]:
+                async with session.post(serve.url + INVOKE, data=b"{}") as r:
+                    return r.status, dict(r.headers), await r.read()
+
+            answer = asyncio.ensure_future(asyncio.wait_for(invoke(), LIMIT))
+
+            async def started() -> None:
+                while not any(line.startswith("START RequestId: ") for line in serve.out):
+                    await asyncio.sleep(0.02)
+
+            await asyncio.wait_for(started(), LIMIT)
+            code = await serve.stop()
+            status, headers, body = await answer
+    assert code == 0
+    assert (status, json.loads(body)) == (200, "answered") and "X-Amz-Function-Error" not in headers
+    assert "aruntime serve: stopping with 1 invocation in flight: the runtime gets SIGTERM, then SIGKILL after 2 s" in serve.out
+    assert not any(" Stopped: " in line for line in serve.out), serve.out
+    report = next(line for line in serve.out if line.startswith("REPORT "))
+    assert "Status: error" not in report
