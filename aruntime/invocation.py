@@ -77,8 +77,14 @@ def get() -> CurrentInvocation | None:
 def outside(func: Callable[..., Any], *args: Any) -> Any:
     """`func(*args)` as code that works for no invocation: its log lines carry no request id
     (a `/next` answer lost before it named its invocation is no previous invocation's)."""
+    return within(_NONE, func, *args)
+
+
+def within(record: CurrentInvocation, func: Callable[..., Any], *args: Any) -> Any:
+    """`func(*args)` as code working for `record`'s invocation (its log lines carry its request
+    id), called from code that works for another or for none (the runtime's shutdown)."""
     context = contextvars.Context()
-    context.run(_var.set, _NONE)
+    context.run(_var.set, record)
     return context.run(func, *args)
 
 

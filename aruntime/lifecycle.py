@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Any, Callable, TypeVar
 
-from . import errors, protocol, tasks
+from . import errors, invocation, protocol, tasks
 from .connection import RuntimeClient
 from .logs import Logs
 from .marshal import dumps
@@ -74,8 +74,10 @@ def install_sigterm(loop: asyncio.AbstractEventLoop, clients: list[RuntimeClient
         if isinstance(_previous, asyncio.Handle):  # added with loop.add_signal_handler
             _previous._run()  # noqa: SLF001 - what the loop itself would have done
         for request_id in tasks.unanswered(loop):
-            log.warning("aruntime: SIGTERM: invocation %s is abandoned: the runtime exits "
-                        "before it was answered", request_id)
+            # Logged as that invocation's record (shutdown itself works for none of them).
+            invocation.within(invocation.CurrentInvocation(request_id, None, None, None),
+                              log.warning, "aruntime: SIGTERM: invocation %s is abandoned: the "
+                              "runtime exits before it was answered", request_id)
         for client in clients:
             client.close()
         # Stopping the loop ends the runtime's run_until_complete wherever it waits; the

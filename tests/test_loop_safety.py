@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 import time
@@ -159,6 +160,10 @@ async def test_sigterm_logs_each_abandoned_invocation(fake_api: FakeRuntimeAPI, 
         line = (f"aruntime: SIGTERM: invocation {rid} is abandoned: the runtime exits before it "
                 f"was answered")
         assert out.count(line) == (1 if abandoned else 0), out
+        # Each is that invocation's record: text (N=1) `[WARNING]\t<time>\t<id>\t…`, JSON (N>1).
+        logged = [json.loads(x)["requestId"] if x.startswith("{") else x.split("\t")[2]
+                  for x in out.splitlines() if line in x]
+        assert logged == ([rid] if abandoned else []), out
     posted = answers(fake_api)
     assert posted == ({} if abandoned else {"busy-1": ("response", {"n": 1})})
 
